@@ -128,6 +128,9 @@ def parse_hs(raw: object) -> HSCode:
     if stripped.lower() in _MISSING:
         return HSCode(raw=text, digits=None)
     body = _PREFIX.sub("", stripped).strip()
+    if re.fullmatch(r"\d{2,10}\.0", body):
+        # a spreadsheet float written out as text ("8542.0"): the ".0" is not a subheading
+        body = body.split(".")[0]
     if not _ALLOWED.match(body):
         return HSCode(raw=text, digits=None, flags=("invalid_hs",))
     digits = re.sub(r"\D", "", body)

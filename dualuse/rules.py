@@ -2,16 +2,20 @@
 
 How a line is scored (every number below is a keyword argument of :class:`RulesClassifier`):
 
-1. The text is put in :func:`~dualuse.text.match_form` and every cue of the taxonomy is looked for in
-   one pass (one compiled alternation, longest cue first, so "copper scrap" shadows "copper").
+1. The text is put in :func:`~dualuse.text.match_form` and split into tokens; every cue of the taxonomy
+   is looked up in one pass over the tokens through an index (dictionary lookups, not a regex per cue);
+   at each position the longest cue wins, so "copper scrap" shadows "copper". Part-number patterns
+   are regular expressions over the NFKC text.
 2. Each category collects points from its distinct cues: a strong cue, a brand or a pattern is worth
    ``strong`` (3.0), a weak cue ``weak`` (1.0); a category's points are summed with decaying weights
    (1, ½, ¼ …) so many cues count more than one, but not linearly.
-3. Use context: when a cue appears after a "for" marker ("for", "для", "用于" …) and another cue stands
-   before it, the later cue names what the good is *for*, not what it *is* ("BATTERY FOR DJI MAVIC" is
-   a battery): its points are multiplied by ``context`` (0.3).
+3. Use context: when a cue appears after a "for"/"with" marker ("for", "with", "для", "с", "用于",
+   "配有" …) and another cue stands before it, the later cue names what the good is *for* or comes
+   *with*, not what it *is* ("BATTERY FOR DJI MAVIC" is a battery); in Chinese a cue right before
+   "用"/"专用" is the use ("无人机用锂电池" is a battery). Such cues count ``context`` (0.3) times.
 4. Hard negatives: an ``exclude`` cue vetoes its category (points set to 0) unless a brand or pattern
-   of that category fired too, and adds ``hard_negative`` (2.0) points to ``none``.
+   of that category fired too, or the cue stands in the use context of step 3. When the veto cancelled
+   points and no other category holds a strong cue, ``none`` gets ``hard_negative`` (2.0) points.
 5. ``none`` starts with ``none_prior`` (1.5) points, so a line needs at least one strong cue, or
    several weak ones, to leave ``none``.
 6. The declared HS code is evidence, weaker than the text: its category gets ``hs_weight`` (2.0)
@@ -37,9 +41,6 @@ from .text import match_form, normalize
 
 __all__ = ["RulesClassifier", "TextEvidence", "Hit"]
 
-_FOR_MARKERS = re.compile(
-    r"(?<![^ ])(?:for|compatible with|suitable for|fits|fit for|для|под|用于|适用于|适用|适配|配套|用)(?![^ ])"
-)
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -104,43 +105,18 @@ class RulesClassifier:
     def _index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.labels)}
 
-    @staticmethod
-    def _cue_regex(cue: str, lang: str) -> str | None:
-        if lang == "zh" or _CJK_CHAR.search(cue):
-            form = normalize(cue.replace("*", ""))
-            return re.escape(form) if form else None
-        parts: list[str] = []
-        for word in cue.split():
-            star = word.endswith("*")
-            form = match_form(word.rstrip("*"))
-            if not form:
-                continue
-            piece = re.escape(form)
-            parts.append(piece + (r"[^ ]*" if star else ""))
-        if not parts:
-            return None
-        return r"(?<![^ ])" + " ".join(parts) + r"(?![^ ])"
-
     @cached_property
-    def _matcher(self) -> tuple[re.Pattern[str], list[tuple[str, str, str]]]:
-        entries: list[tuple[str, str, str, str]] = []  # (regex, category, kind, cue)
+    def _index_tables(self) -> "_CueIndex":
+        index = _CueIndex()
         for cat in self.tax.categories.values():
             for kind in ("strong", "weak", "exclude"):
                 cues = getattr(cat, kind)
                 for lang in LANGUAGES:
                     for cue in cues.get(lang, ()):
-                        rx = self._cue_regex(cue, lang)
-                        if rx:
-                            entries.append((rx, cat.id, kind, cue))
+                        index.add(cue, cat.id, kind)
             for brand in cat.brands:
-                rx = self._cue_regex(brand, "en")
-                if rx:
-                    entries.append((rx, cat.id, "brand", brand))
-        # longest literal first so that longer phrases shadow their parts
-        entries.sort(key=lambda e: -len(e[0]))
-        meta = [(cat, kind, cue) for _, cat, kind, cue in entries]
-        big = "|".join(f"(?P<g{i}>{rx})" for i, (rx, *_rest) in enumerate(entries))
-        return re.compile(big or r"(?!x)x"), meta
+                index.add(brand, cat.id, "brand")
+        return index
 
     @cached_property
     def _patterns(self) -> list[tuple[re.Pattern[str], str, str]]:
@@ -163,33 +139,27 @@ class RulesClassifier:
         return ev
 
     def _evidence(self, text: str) -> TextEvidence:
-        regex, meta = self._matcher
-        form = " " + match_form(text) + " "
-        marker = _FOR_MARKERS.search(form)
-        marker_at = marker.start() if marker else None
-        raw_hits: list[tuple[int, str, str, str]] = []
-        for m in regex.finditer(form):
-            cat, kind, cue = meta[int(m.lastgroup[1:])]  # type: ignore[index]
-            raw_hits.append((m.start(), cat, kind, cue))
+        toks = match_form(text).split()
+        found = self._index_tables.find(toks)  # (start, end, category, kind, cue)
+        raw_hits = [(a, c, k, q) for a, _b, c, k, q in found]
         if self._patterns:
             nfkc = normalize_for_patterns(text)
             for rx, cat, pat in self._patterns:
                 m = rx.search(nfkc)
                 if m:
-                    # position in the match form is unknown; patterns count as the good itself
-                    raw_hits.append((-1, cat, "pattern", m.group(0)))
-        has_cue_before = marker_at is not None and any(
-            0 <= pos < marker_at and kind != "exclude" for pos, _c, kind, _q in raw_hits
-        )
+                    pos = float(len(match_form(nfkc[: m.start()]).split()))
+                    raw_hits.append((pos, cat, "pattern", m.group(0)))
+        spans = [(a, b) for a, b, _c, kind, _q in found if kind != "exclude"]
+        spans += [(pos, pos) for pos, _c, kind, _q in raw_hits[len(found):]]
+        context_at = _context_positions(toks, spans)
         hits: list[Hit] = []
         seen: set[tuple[str, str]] = set()
-        for pos, cat, kind, cue in raw_hits:
-            key = (cat, cue)
+        for pos, cat, kind, cue in sorted(raw_hits, key=lambda h: h[0]):
+            key = (cat, cue.lower())
             if key in seen:
                 continue
             seen.add(key)
-            ctx = bool(has_cue_before and marker_at is not None and pos > marker_at)
-            hits.append(Hit(cat, kind, cue, ctx))
+            hits.append(Hit(cat, kind, cue, context_at(pos)))
         return self._points(hits)
 
     def _points(self, hits: list[Hit]) -> TextEvidence:
@@ -199,7 +169,8 @@ class RulesClassifier:
         anchored: set[str] = set()
         for h in hits:
             if h.kind == "exclude":
-                excluded.add(h.category)
+                if not h.context:  # "DRONE WITH SPARE PROPELLERS": a negative after "with" vetoes nothing
+                    excluded.add(h.category)
                 continue
             if h.kind in ("brand", "pattern") and not h.context:
                 anchored.add(h.category)
@@ -212,10 +183,15 @@ class RulesClassifier:
             ws.sort(reverse=True)
             points[idx[cat]] = sum(w * 0.5**i for i, w in enumerate(ws))
         vetoed = tuple(sorted(c for c in excluded if c not in anchored and c != "none"))
+        cancelled = any(points[idx[c]] > 0 for c in vetoed)
         for cat in vetoed:
             points[idx[cat]] = 0.0
         none_i = idx["none"]
-        points[none_i] = self.none_prior + (self.hard_negative if excluded else 0.0)
+        # a hard negative speaks for 'none' only when it cancelled a category and nothing else
+        # claims the line strongly ("TOY EXCAVATOR" -> none; "LAPTOP AC ADAPTER" -> adapter)
+        others = max((p for i, p in enumerate(points) if i != none_i), default=0.0)
+        boost = self.hard_negative if cancelled and others < self.strong else 0.0
+        points[none_i] = self.none_prior + boost
         return TextEvidence(points=tuple(points), hits=tuple(hits), vetoed=vetoed)
 
     # -- probabilities -----------------------------------------------------------------------
@@ -251,6 +227,165 @@ class RulesClassifier:
 
     def proba_from_points(self, points: np.ndarray) -> np.ndarray:
         return self._softmax(points)
+
+
+_EN_MARKERS = frozenset({"for", "with", "для", "под", "с", "со", "用于", "适用于", "适用", "适配", "配套"})
+_EN_MARKER_PAIRS = frozenset({("compatible", "with"), ("suitable", "for"), ("fit", "for"), ("used", "in"), ("used", "for")})
+# Chinese: "X用Y" / "X专用Y" is a Y *for* X; "Y，用于X" / "Y配有X" put the use or the extras after.
+_ZH_AFTER = re.compile(r"用于|适用于|适用|适配|配套|兼容|配有|带有|配备|附带|含有")
+_ZH_BEFORE = re.compile(r"专用|用(?![途户品于法量])")
+
+
+def _context_positions(toks: list[str], spans: list[tuple[float, float]]):
+    """A predicate telling whether a cue starting at a position names what the good is *for* (or comes
+    with), rather than what it is.
+
+    English/Russian: cues after the first marker ("for", "with", "для", "с" …) when a cue stands before
+    it. Chinese: cues after "用于"/"配有" … when a cue precedes; cues right before "用"/"专用" when a
+    cue follows ("无人机用锂电池" is a lithium battery for drones)."""
+    starts = [a for a, _b in spans]
+    marker: float | None = None
+    for i, t in enumerate(toks):
+        if t in _EN_MARKERS or (i + 1 < len(toks) and (t, toks[i + 1]) in _EN_MARKER_PAIRS):
+            marker = float(i)
+            break
+        if _CJK_CHAR.match(t):
+            m = _ZH_AFTER.search(t)
+            if m:
+                marker = i + m.start() / 1000.0
+                break
+    if marker is not None and any(0 <= a < marker for a in starts):
+        at = marker
+        return lambda pos: pos > at
+    ends = {round(b, 3) for _a, b in spans}
+    for i, t in enumerate(toks):
+        if not _CJK_CHAR.match(t):
+            continue
+        for m in _ZH_BEFORE.finditer(t):
+            at = i + m.start() / 1000.0
+            after = i + m.end() / 1000.0
+            if round(at, 3) in ends and any(a >= after for a in starts):
+                return lambda pos, at=at: 0 <= pos < at
+    return lambda pos: False
+
+
+class _CueIndex:
+    """Cues indexed for fast matching over match-form tokens (no big regex alternation).
+
+    A Latin/Cyrillic cue is a sequence of tokens, each exact or a stem (``арамидн*``). A CJK token of
+    a cue matches inside a CJK run of the text: as a substring when the cue is that token alone, as the
+    end of the text token when it opens a longer cue, as its start when it closes one. At every
+    position the longest cue wins and matching resumes after it, so "copper scrap" shadows "copper"."""
+
+    def __init__(self) -> None:
+        self.exact: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {}
+        self.stems: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {}
+        self.cjk: dict[str, list[tuple[str, str, str]]] = {}
+        self.cjk_lengths: set[int] = set()
+
+    def add(self, cue: str, category: str, kind: str) -> None:
+        parts: list[str] = []
+        for word in cue.split():
+            star = word.endswith("*")
+            form = match_form(word.rstrip("*"))
+            if not form:
+                continue
+            sub = form.split()
+            if star:
+                sub[-1] += "*"
+            parts.extend(sub)
+        if not parts:
+            return
+        if len(parts) == 1 and _CJK_CHAR.match(parts[0]):
+            word = parts[0].rstrip("*")
+            self.cjk.setdefault(word, []).append((category, kind, cue))
+            self.cjk_lengths.add(len(word))
+            return
+        entry = (tuple(parts), category, kind, cue)
+        first = parts[0]
+        if _CJK_CHAR.match(first):
+            # opening CJK token: matched as the end of a text token, indexed by its last character
+            self.exact.setdefault("~" + first.rstrip("*")[-1], []).append(entry)
+        elif first.endswith("*"):
+            self.stems.setdefault(first[:-1], []).append(entry)
+        else:
+            self.exact.setdefault(first, []).append(entry)
+
+    @staticmethod
+    def _token_ok(pattern: str, tok: str, first: bool, last: bool) -> bool:
+        if _CJK_CHAR.match(pattern):
+            core = pattern.rstrip("*")
+            if first and not last:
+                return tok.endswith(core)
+            if last and not first:
+                return tok.startswith(core)
+            return tok == core
+        if pattern.endswith("*"):
+            return tok.startswith(pattern[:-1])
+        return tok == pattern
+
+    def _candidates(self, tok: str):
+        yield from self.exact.get(tok, ())
+        if tok and _CJK_CHAR.match(tok[-1]):
+            yield from self.exact.get("~" + tok[-1], ())
+        for n in range(1, len(tok) + 1):
+            hit = self.stems.get(tok[:n])
+            if hit:
+                yield from hit
+
+    def find(self, toks: list[str]) -> list[tuple[float, float, str, str, str]]:
+        """(start, end, category, kind, cue) of every cue found; positions are token indexes, with
+        the character offset inside a CJK run as thousandths."""
+        out: list[tuple[float, float, str, str, str]] = []
+        i = 0
+        n = len(toks)
+        while i < n:
+            tok = toks[i]
+            best_k = 0
+            best: list[tuple[str, str, str]] = []  # every cue spanning the most tokens here
+            for parts, cat, kind, cue in self._candidates(tok):
+                k = len(parts)
+                if i + k > n or k < best_k:
+                    continue
+                if all(self._token_ok(parts[j], toks[i + j], j == 0, j == k - 1) for j in range(k)):
+                    if k > best_k:
+                        best_k, best = k, []
+                    best.append((cat, kind, cue))
+            if best_k > 1:
+                out.extend((float(i), float(i + best_k), c, kd, q) for c, kd, q in best)
+                i += best_k
+                continue
+            if self.cjk and _CJK_CHAR.match(tok):
+                out.extend(self._find_cjk(tok, i))
+            out.extend((float(i), float(i + 1), c, kd, q) for c, kd, q in best)
+            i += 1
+        # hard negatives are never shadowed: a longer cue of another category ("remote control toy")
+        # must not hide this category's own negative ("toy") inside it
+        have = {(c, q) for _a, _b, c, _kd, q in out}
+        for i, tok in enumerate(toks):
+            for parts, cat, kind, cue in self._candidates(tok):
+                if kind != "exclude" or (cat, cue) in have:
+                    continue
+                k = len(parts)
+                if i + k <= n and all(self._token_ok(parts[j], toks[i + j], j == 0, j == k - 1) for j in range(k)):
+                    out.append((float(i), float(i + k), cat, kind, cue))
+                    have.add((cat, cue))
+        return out
+
+    def _find_cjk(self, run: str, i: int) -> list[tuple[float, float, str, str, str]]:
+        out: list[tuple[float, float, str, str, str]] = []
+        lengths = sorted(self.cjk_lengths, reverse=True)
+        pos = 0
+        while pos < len(run):
+            for length in lengths:
+                hit = self.cjk.get(run[pos : pos + length]) if pos + length <= len(run) else None
+                if hit:
+                    out.extend((i + pos / 1000.0, i + (pos + length) / 1000.0, c, kd, q) for c, kd, q in hit)
+                    pos += length
+                    break
+            else:
+                pos += 1
+        return out
 
 
 def normalize_for_patterns(text: str) -> str:
