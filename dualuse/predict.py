@@ -4,7 +4,9 @@ It combines three things:
 
 * the trained model (when one is loaded): calibrated text-only probabilities;
 * the rules classifier: the fallback when the model is absent or unsure (its top probability is
-  below ``abstain_threshold``), flagged ``low_confidence``;
+  below ``abstain_threshold``), flagged ``low_confidence``, and the override when the model says
+  ``none`` but the rules see a risk category with probability ≥ ``rules_override``, flagged
+  ``rules_override`` (an explicit cue such as "НИТЬ АРАМИДНАЯ" is never silenced);
 * the declared HS code: parsed, mapped to a category by the taxonomy's longest prefix, looked up on
   the CHPL, and used as *evidence* (rules: ``hs_weight`` points; model: the code's category has its
   odds multiplied by ``hs_odds``). The text outweighs the code, so evasion stays visible.
@@ -72,6 +74,7 @@ class Screener:
         abstain_threshold: float = 0.5,
         mismatch_threshold: float = 0.6,
         hs_odds: float = 2.0,
+        rules_override: float | None = 0.6,
         model_info: str = "",
     ) -> None:
         self.taxonomy = taxonomy if taxonomy is not None else load_taxonomy()
@@ -80,6 +83,7 @@ class Screener:
         self.abstain_threshold = abstain_threshold
         self.mismatch_threshold = mismatch_threshold
         self.hs_odds = hs_odds
+        self.rules_override = rules_override
         self.model_info = model_info
         self._labels = self.taxonomy.ids
         self._model_order: np.ndarray | None = None
@@ -178,6 +182,9 @@ class Screener:
                 if text_p.max() < self.abstain_threshold:
                     use_model = False
                     flags.append("low_confidence")
+                elif self._rules_override(text_p, rule_text[i]):
+                    use_model = False
+                    flags.append("rules_override")
             if use_model:
                 full_p = self._combine_hs(text_p, hs_cats[i])
                 source = Source.MODEL
@@ -186,6 +193,16 @@ class Screener:
             out.append(self._assemble(text_p, full_p, source, codes[i], hs_cats[i], evidence[i], flags, labels,
                                       model_p=model_text[i] if model_text is not None and text else None))
         return out
+
+    def _rules_override(self, model_p: np.ndarray, rules_p: np.ndarray) -> bool:
+        """The model says ``none`` but the rules see a risk category in the text with probability
+        ≥ ``rules_override``: a screening tool should not let the model silence an explicit cue
+        ("НИТЬ АРАМИДНАЯ"), so the rules decide and the row says so."""
+        if self.rules_override is None:
+            return False
+        none_i = self._labels.index("none")
+        top = int(rules_p.argmax())
+        return int(model_p.argmax()) == none_i and top != none_i and rules_p[top] >= self.rules_override
 
     def _combine_hs(self, text_p: np.ndarray, hs_cat: str | None) -> np.ndarray:
         if hs_cat is None:
