@@ -36,11 +36,11 @@ static: setup                   ## distil the static encoder from MiniLM into mo
 model: setup                    ## retrain the shipped model (deterministic) into models/default
 	$(VENV)/bin/dualuse train --out models/default
 
-bench: setup                    ## every benchmark, full size; writes benchmarks/README.md and results/
-	$(PY) benchmarks/run_all.py
+bench: setup                    ## the benchmarks, full size; writes benchmarks/README.md and results/
+	cd benchmarks && ../$(PY) model_eval.py
 
 bench-smoke: setup              ## the benchmarks at tiny sizes (CI runs this through the e2e tests)
-	$(PY) benchmarks/run_all.py --smoke
+	cd benchmarks && ../$(PY) model_eval.py --smoke
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -54,7 +54,7 @@ class Hit:
     context: bool = False  # stood after a "for" marker
 
     def describe(self) -> str:
-        where = " (after 'for': use context)" if self.context else ""
+        where = " (after 'for'/'with': what it is for or comes with)" if self.context else ""
         return f"{self.kind} cue '{self.cue}' -> {self.category}{where}"
 
 
@@ -182,8 +182,9 @@ class RulesClassifier:
         for cat, ws in per_cat.items():
             ws.sort(reverse=True)
             points[idx[cat]] = sum(w * 0.5**i for i, w in enumerate(ws))
-        vetoed = tuple(sorted(c for c in excluded if c not in anchored and c != "none"))
-        cancelled = any(points[idx[c]] > 0 for c in vetoed)
+        # only a veto that cancels points is recorded (a negative of a category with no cue is moot)
+        vetoed = tuple(sorted(c for c in excluded if c not in anchored and c != "none" and points[idx[c]] > 0))
+        cancelled = bool(vetoed)
         for cat in vetoed:
             points[idx[cat]] = 0.0
         none_i = idx["none"]
@@ -192,6 +193,8 @@ class RulesClassifier:
         others = max((p for i, p in enumerate(points) if i != none_i), default=0.0)
         boost = self.hard_negative if cancelled and others < self.strong else 0.0
         points[none_i] = self.none_prior + boost
+        scored = set(per_cat) | {"none"}
+        hits = [h for h in hits if h.kind != "exclude" or h.category in scored]
         return TextEvidence(points=tuple(points), hits=tuple(hits), vetoed=vetoed)
 
     # -- probabilities -----------------------------------------------------------------------
