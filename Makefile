@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,dask]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -38,9 +38,11 @@ model: setup                    ## retrain the shipped model (deterministic) int
 
 bench: setup                    ## the benchmarks, full size; writes benchmarks/README.md and results/
 	cd benchmarks && ../$(PY) model_eval.py
+	cd benchmarks && ../$(PY) compare.py
 
 bench-smoke: setup              ## the benchmarks at tiny sizes (CI runs this through the e2e tests)
 	cd benchmarks && ../$(PY) model_eval.py --smoke
+	cd benchmarks && ../$(PY) compare.py --smoke
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

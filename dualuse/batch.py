@@ -11,22 +11,29 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .errors import ColumnNotFoundError, FileFormatError, InvalidArgumentError
-from .io import TableWriter, column_list, iter_chunks, resolve_columns, resolve_format
+from .io import TableWriter, column_list, resolve_columns, resolve_format
 from .prediction import OUTPUT_COLUMNS, Prediction
 
 if TYPE_CHECKING:
+    from .dedup import DedupScreener
+    from .parallel import ModelSpec
     from .predict import Screener
 
-__all__ = ["score_frame", "score_file", "Summary"]
+__all__ = ["score_frame", "score_file", "Summary", "default_rejects_path", "NothingReadError", "DEFAULT_DEDUP"]
 
 logger = logging.getLogger(__name__)
+
+#: Predictions kept by ``score_file``'s cross-chunk LRU (``--dedup``); about 1 KB each.
+DEFAULT_DEDUP = 200_000
 
 
 def _cells(series: pd.Series) -> list[object]:
@@ -78,7 +85,11 @@ def score_frame(
         from .api import load
 
         screener = load()
-    preds = screener.predict(texts, codes)
+    return _with_columns(df, screener.predict(texts, codes))
+
+
+def _with_columns(df: pd.DataFrame, preds: list[Prediction]) -> pd.DataFrame:
+    """``df`` (unchanged) with the output columns of ``preds`` appended or replaced."""
     stale = [c for c in OUTPUT_COLUMNS if c in df.columns]
     out = df.drop(columns=stale) if stale else df.copy(deep=False)
     for col, values in _output_values(preds).items():
@@ -101,6 +112,9 @@ class Summary:
     screener: str = ""
     text_col: str | None = None
     hs_col: str | None = None
+    rejected: int = 0
+    rejects_path: str | None = None
+    dedup_hits: int = 0
 
     def add(self, scored: pd.DataFrame) -> Summary:
         """Count the rows of a frame returned by :func:`score_frame`; returns ``self``."""
@@ -131,6 +145,8 @@ class Summary:
             "chpl_tiers": dict(sorted(self.chpl_tiers.items())),
             "flagged_rows": self.flagged,
             "flags": dict(self.flags.most_common()),
+            "rejected_rows": self.rejected,
+            "rejects_file": self.rejects_path,
             "seconds": round(self.seconds, 3),
             "screener": self.screener,
             "text_col": self.text_col,
@@ -154,7 +170,23 @@ class Summary:
         if self.chpl_tiers:
             lines.append("CHPL tiers: " + _join(sorted(self.chpl_tiers.items())))
         lines.append(f"rows with flags: {self.flagged:,}" + (f" ({_join(self.flags.most_common())})" if self.flags else ""))
+        if self.rejected:
+            lines.append(f"unreadable rows: {self.rejected:,}" + (f", written to {self.rejects_path}" if self.rejects_path else ""))
         return "\n".join(lines)
+
+    _STATE = ("rows", "categories", "sources", "chpl_tiers", "flags", "mismatches", "flagged", "rejected",
+              "text_col", "hs_col")
+
+    def to_state(self) -> dict[str, Any]:
+        """The counts as JSON (a checkpoint stores them); :meth:`restore` reads them back."""
+        return {k: dict(v) if isinstance(v, Counter) else v for k in self._STATE for v in [getattr(self, k)]}
+
+    def restore(self, state: dict[str, Any]) -> Summary:
+        for k in self._STATE:
+            if k in state:
+                v = getattr(self, k)
+                setattr(self, k, Counter(state[k]) if isinstance(v, Counter) else state[k])
+        return self
 
     def _headline(self) -> str:
         head = f"scored {_rows(self.rows)}"
@@ -183,13 +215,95 @@ def _join(items: list[tuple[str, int]]) -> str:
     return " · ".join(f"{k} {v:,}" for k, v in items)
 
 
-def _progress_bar(enabled: bool | None, total: int | None = None) -> Any:
-    from tqdm.auto import tqdm
+class _Progress:
+    """tqdm on stderr: input bytes (for the ETA) when the input's size is known, with rows and rows/s."""
 
-    if enabled is None:
-        enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return tqdm(total=total, unit=" rows", unit_scale=True, desc="dualuse", file=sys.stderr,
-                disable=not enabled, dynamic_ncols=True)
+    def __init__(self, enabled: bool | None, total: int | None) -> None:
+        from tqdm.auto import tqdm
+
+        if enabled is None:
+            enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        self.by_bytes = bool(total)
+        unit = dict(unit="B", unit_scale=True, unit_divisor=1024) if self.by_bytes else dict(unit=" rows", unit_scale=True)
+        self.bar = tqdm(total=total or None, desc="dualuse", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True, **unit)
+        self.rows = 0
+        self.t0 = time.perf_counter()
+
+    def update(self, rows: int, position: int | None) -> None:
+        self.rows += rows
+        if self.bar.disable:
+            return
+        if self.by_bytes:
+            # the reader reads ahead; a closed reader (None) has read everything
+            self.bar.n = self.bar.total if position is None else min(position, self.bar.total)
+            rate = self.rows / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.set_postfix_str(f"{self.rows:,} rows, {rate:,.0f} rows/s")
+        else:
+            self.bar.update(rows)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def default_rejects_path(input: str | os.PathLike[str], output: str | os.PathLike[str]) -> Path:
+    """``OUTPUT.rejects.csv``; for stdout ``INPUT.rejects.csv``; for stdin to stdout ``dualuse.rejects.csv``."""
+    if str(output) != "-":
+        return Path(f"{output}.rejects.csv")
+    if str(input) != "-":
+        return Path(f"{input}.rejects.csv")
+    return Path("dualuse.rejects.csv")
+
+
+class NothingReadError(FileFormatError):
+    """Every data row of the input was unreadable (the rejects file says why)."""
+
+
+class _Pipeline:
+    """Scores chunks in order: here, or (``submit``) the lines not seen yet in other processes, with
+    up to ``window`` chunks in flight."""
+
+    def __init__(self, scorer: DedupScreener, submit: Any = None, spec: Any = None, window: int = 1) -> None:
+        self.scorer = scorer
+        self.submit = submit
+        self.spec = spec
+        self.window = window
+        self.queue: deque[tuple[pd.DataFrame, list[Any], Any, Any]] = deque()
+
+    def push(self, chunk: pd.DataFrame, bad: list[Any], text_col: Any, hs_col: Any) -> Iterator[tuple[pd.DataFrame, list[Any], pd.DataFrame]]:
+        if chunk.shape[1] == 0:  # every line of a JSON Lines input so far was unreadable
+            self.queue.append((chunk, bad, None, None))
+        else:
+            texts = _cells(_column(chunk, text_col, "text"))
+            codes = _cells(_column(chunk, hs_col, "HS code")) if hs_col is not None else None
+            if self.submit is None:
+                self.queue.append((chunk, bad, None, _with_columns(chunk, self.scorer.predict(texts, codes))))
+            else:
+                from .dedup import plan_inputs
+                from .parallel import predict_rows
+
+                plan = self.scorer.plan(texts, codes)
+                fut = self.submit(predict_rows, self.spec, *plan_inputs(plan)) if plan.todo_rows else None
+                self.queue.append((chunk, bad, plan, fut))
+        while len(self.queue) > self.window:
+            yield self._pop()
+
+    def drain(self) -> Iterator[tuple[pd.DataFrame, list[Any], pd.DataFrame]]:
+        while self.queue:
+            yield self._pop()
+
+    def _pop(self) -> tuple[pd.DataFrame, list[Any], pd.DataFrame]:
+        chunk, bad, plan, result = self.queue.popleft()
+        if plan is None:
+            return chunk, bad, chunk if result is None else result
+        computed = result.result() if result is not None else []
+        return chunk, bad, _with_columns(chunk, self.scorer.finish(plan, computed))
+
+    def cancel(self) -> None:
+        for *_, fut in self.queue:
+            if fut is not None and hasattr(fut, "cancel"):
+                fut.cancel()
+        self.queue.clear()
 
 
 def score_file(
@@ -204,37 +318,131 @@ def score_file(
     fmt_out: str | None = None,
     encoding: str = "utf-8",
     progress: bool | None = None,
+    strict: bool = False,
+    rejects: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    dedup: int = DEFAULT_DEDUP,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    spec: ModelSpec | None = None,
+    dask_client: Any = None,
 ) -> Summary:
     """Score the table ``input`` into ``output`` chunk by chunk (``-`` for stdin / stdout).
 
-    Every input column and row is kept in order and the ``dualuse_*`` columns are appended. The
-    columns are detected when not given (:func:`dualuse.io.resolve_columns`). ``fmt_out`` defaults to
-    the output's extension, or to the input's format for stdout. The output file appears only when
-    every row was written. The progress bar shows when stderr is a terminal, or with ``progress=True``.
+    Every readable input row comes out once, in order, with the ``dualuse_*`` columns appended; the
+    columns are detected when not given (:func:`dualuse.io.resolve_columns`).
+
+    * Unreadable rows go to ``rejects`` (default :func:`default_rejects_path`, created only when there
+      are any) and are counted in the summary; ``strict=True`` raises on the first one instead.
+    * Each distinct ``(text, HS code)`` is scored once per run: an LRU of ``dedup`` predictions
+      (0 = off); ``cache_dir`` keeps the embeddings on disk for the next run (:mod:`dualuse.embcache`).
+    * ``jobs`` > 1 scores the new lines in that many worker processes; ``dask_client`` on a Dask
+      cluster. Workers build their screener from ``spec`` (default: the shipped model).
+    * File outputs (CSV/TSV/JSON Lines) are checkpointed after every chunk and appear only when
+      complete; ``resume=True`` continues an interrupted run (:mod:`dualuse.checkpoint`).
 
     Raises:
-        FileFormatError, ColumnNotFoundError, InvalidArgumentError: see :mod:`dualuse.io`.
+        FileFormatError, ColumnNotFoundError, InvalidArgumentError: see :mod:`dualuse.io`;
+        NothingReadError when rows were rejected and none could be read.
     """
-    chunks = iter_chunks(input, chunksize, fmt_in, encoding=encoding)
-    if str(output) == "-" and fmt_out is None:
-        fmt_out = resolve_format(input, fmt_in).kind
+    from .checkpoint import RejectsWriter, ResumableWriter, input_fingerprint
+    from .dedup import DedupScreener
+    from .reader import open_batches
+
+    reader = open_batches(input, chunksize, fmt_in, encoding=encoding, strict=strict)
+    to_stdout = str(output) == "-"
+    if to_stdout and fmt_out is None:
+        fmt_out = reader.table.kind
+    out_kind = resolve_format(output, fmt_out).kind
+    if resume and (to_stdout or str(input) == "-" or out_kind == "parquet"):
+        raise InvalidArgumentError("--resume needs an input file and a CSV, TSV or JSON Lines output file "
+                                   "(not stdin, stdout or Parquet)")
     if screener is None:
         from .api import load
 
         screener = load()
-    summary = Summary(screener=screener.describe())
+    if cache_dir is not None:
+        from .embcache import with_embedding_cache
+
+        screener = with_embedding_cache(screener, cache_dir)
+    rejects_path = Path(rejects) if rejects is not None else default_rejects_path(input, output)
+    summary = Summary(screener=screener.describe(), rejects_path=str(rejects_path))
+    if to_stdout or out_kind == "parquet":
+        writer: Any = TableWriter(output, fmt_out)
+    else:
+        options = {"chunksize": chunksize, "text_col": repr(text_col), "hs_col": repr(hs_col), "fmt_in": fmt_in,
+                   "fmt_out": fmt_out, "encoding": encoding, "strict": strict, "screener": summary.screener,
+                   "cache": cache_dir is not None}
+        fingerprint = {"input": None if str(input) == "-" else input_fingerprint(input), "options": options}
+        writer = ResumableWriter(output, fmt_out, fingerprint=fingerprint, resume=resume)
+    scorer = DedupScreener(screener, dedup)
+    pool = None
+    submit = None
+    window = 1
+    if dask_client is not None or jobs > 1:
+        from dataclasses import replace as _replace
+
+        from .parallel import ModelSpec, dask_submitter, process_pool
+
+        spec = spec or ModelSpec()
+        if cache_dir is not None:
+            spec = _replace(spec, cache_dir=str(cache_dir))
+        if dask_client is not None:
+            submit = dask_submitter(dask_client)
+            window = 2 * max(1, len(dask_client.scheduler_info().get("workers", {})))
+        else:
+            pool = process_pool(jobs)
+            submit, window = pool.submit, 2 * jobs
+    pipeline = _Pipeline(scorer, submit, spec, window)
     t0 = time.perf_counter()
-    with TableWriter(output, fmt_out) as writer, _progress_bar(progress) as bar:
-        for chunk in chunks:
-            if summary.text_col is None:
-                summary.text_col, summary.hs_col = resolve_columns(chunk.columns, text_col, hs_col)
-                logger.info("text column %r, HS column %r", summary.text_col, summary.hs_col)
-            scored = score_frame(chunk, summary.text_col, summary.hs_col, screener=screener)
-            writer.write(scored)
-            summary.add(scored)
-            bar.update(len(chunk))
-        if summary.text_col is None:
-            raise FileFormatError(f"{input if str(input) != '-' else '<stdin>'}: the input is empty (no columns)")
+    try:
+        with writer as out, RejectsWriter(rejects_path, resume_bytes=getattr(out, "state", {}).get("rejects_bytes"),
+                                          keep_on=(NothingReadError,)) as rej:
+            skip = getattr(out, "chunks_done", 0)
+            if skip:
+                summary.restore(out.state["summary"])
+            bar = _Progress(progress, reader.total)
+            done = skip
+            try:
+                for k, (chunk, bad) in enumerate(reader):
+                    if summary.text_col is None and chunk.shape[1]:
+                        summary.text_col, summary.hs_col = resolve_columns(chunk.columns, text_col, hs_col)
+                        logger.info("text column %r, HS column %r", summary.text_col, summary.hs_col)
+                    if k < skip:
+                        continue
+                    for done_chunk, done_bad, scored in pipeline.push(chunk, bad, summary.text_col, summary.hs_col):
+                        done += 1
+                        _emit(out, rej, summary, bar, reader, done, done_chunk, done_bad, scored)
+                for done_chunk, done_bad, scored in pipeline.drain():
+                    done += 1
+                    _emit(out, rej, summary, bar, reader, done, done_chunk, done_bad, scored)
+            finally:
+                pipeline.cancel()
+                bar.close()
+            if summary.text_col is None and not summary.rejected:
+                raise FileFormatError(f"{input if str(input) != '-' else '<stdin>'}: the input is empty (no columns)")
+            if summary.rows == 0 and summary.rejected:
+                raise NothingReadError(f"{input if str(input) != '-' else '<stdin>'}: no row could be read; "
+                                       f"the {summary.rejected:,} unreadable rows are in {rejects_path}")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    if not summary.rejected:
+        summary.rejects_path = None
     summary.seconds = time.perf_counter() - t0
+    summary.dedup_hits = scorer.hits
     logger.info("%s", summary.to_text().splitlines()[0])
+    logger.info("distinct lines scored %d, reused %d (LRU of %d)", scorer.misses, scorer.hits, dedup)
     return summary
+
+
+def _emit(out: Any, rej: Any, summary: Summary, bar: _Progress, reader: Any, done: int, chunk: pd.DataFrame,
+          bad: list[Any], scored: pd.DataFrame) -> None:
+    if chunk.shape[1]:
+        out.write(scored)
+        summary.add(scored)
+    rej.write(bad)
+    summary.rejected += len(bad)
+    if hasattr(out, "checkpoint"):
+        out.checkpoint(done, {"summary": summary.to_state(), "rejects_bytes": rej.bytes})
+    bar.update(len(chunk), reader.position())

@@ -1,4 +1,4 @@
-"""The ``dualuse`` command line: ``score``, ``classify``, ``categories``, ``train``.
+"""The ``dualuse`` command line: ``score``, ``report``, ``classify``, ``categories``, ``train``.
 
 A thin layer over the library: it parses arguments, configures logging (the only place that does),
 and turns every :class:`~dualuse.errors.DualUseError` into one line ``dualuse: error: …`` on stderr
@@ -73,6 +73,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
@@ -109,7 +119,45 @@ def _add_score(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--chunksize", type=_positive_int, default=50_000, metavar="N",
                    help="rows per chunk; bounds memory (default: 50000)")
     p.add_argument("--summary-json", metavar="PATH", help="also write the summary as JSON to PATH")
+    p.add_argument("--suggest-hs", action="store_true",
+                   help="also fill dualuse_suggested_hs/_text: the top-3 HS 2022 subheadings (slower; --jobs 1 only)")
+    p.add_argument("--rejects", metavar="PATH",
+                   help="where unreadable rows go, with line number and reason (default: OUTPUT.rejects.csv, "
+                        "created only when there are any)")
+    p.add_argument("--strict", action="store_true", help="stop with an error at the first unreadable row instead")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same OUTPUT (same input and options)")
+    p.add_argument("--dedup", type=_non_negative_int, default=None, metavar="N",
+                   help="remember the predictions of the last N distinct lines across chunks (default: 200000; 0: off)")
+    p.add_argument("--cache", metavar="DIR", help="keep the sentence embeddings in DIR for the next run (SQLite)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                       help="score new lines in N worker processes (default: 1; see README for when it helps)")
+    group.add_argument("--dask", metavar="ADDRESS",
+                       help="score on the Dask cluster whose scheduler is at ADDRESS (pip install dualuse[dask])")
     p.set_defaults(handler=_cmd_score)
+
+
+def _add_report(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", parents=parents, help="an HTML report of a scored table",
+                       description="Summarise a table written by `dualuse score` in one self-contained HTML page.")
+    p.add_argument("input", metavar="SCORED_FILE", help="a table written by dualuse score")
+    p.add_argument("-o", "--output", metavar="OUTPUT", help="HTML file, '-' for stdout (default: SCORED_FILE + .html)")
+    p.add_argument("--format", choices=FORMAT_CHOICES, help="input format (default: by extension)")
+    p.add_argument("--text-col", metavar="NAME", help="description column (default: detected)")
+    p.add_argument("--hs-col", metavar="NAME", help="declared HS code column (default: detected)")
+    p.add_argument("--title", help="page title")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    output = args.output or f"{args.input}.html"
+    write_report(args.input, output, fmt=args.format, text_col=args.text_col, hs_col=args.hs_col, title=args.title)
+    if not args.quiet and output != "-":
+        print(f"wrote the report to {output}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _add_classify(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -151,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     model = _model_options()
     _add_score(sub, [common, model])
+    _add_report(sub, [common])
     _add_classify(sub, [common, model])
     _add_categories(sub, [common])
     _add_train(sub, [common])
@@ -175,18 +224,31 @@ def _precheck_score(args: argparse.Namespace, output: str) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .batch import score_file
+    from .batch import DEFAULT_DEDUP, score_file
     from .io import scored_path
+    from .parallel import ModelSpec
 
     output = args.output
     if output is None:
         output = "-" if args.input == "-" else str(scored_path(args.input, args.output_format))
     _precheck_score(args, output)
-    summary = score_file(
-        args.input, output, text_col=args.text_col, hs_col=args.hs_col, screener=_screener(args),
-        chunksize=args.chunksize, fmt_in=args.format, fmt_out=args.output_format, encoding=args.encoding,
-        progress=False if args.quiet else None,
-    )
+    if getattr(args, "suggest_hs", False) and (args.dask or args.jobs > 1):
+        raise DualUseError("--suggest-hs works with --jobs 1 only (the workers do not compute suggestions yet)")
+    screener = _screener(args)
+    screener.suggest_hs = bool(getattr(args, "suggest_hs", False))  # hs_fit is computed either way
+    client = _dask_client(args.dask) if args.dask else None
+    try:
+        summary = score_file(
+            args.input, output, text_col=args.text_col, hs_col=args.hs_col, screener=screener,
+            chunksize=args.chunksize, fmt_in=args.format, fmt_out=args.output_format, encoding=args.encoding,
+            progress=False if args.quiet else (True if args.verbose else None),
+            strict=args.strict, rejects=args.rejects, resume=args.resume,
+            dedup=DEFAULT_DEDUP if args.dedup is None else args.dedup, cache_dir=args.cache, jobs=args.jobs,
+            spec=ModelSpec(args.model, args.rules_only), dask_client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
@@ -196,8 +258,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dask_client(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise DualUseError("--dask needs the Dask extra: pip install 'dualuse[dask]'") from None
+    try:
+        return Client(address, timeout="30s")
+    except OSError as exc:
+        raise DualUseError(f"--dask {address}: cannot reach the Dask scheduler ({exc})") from None
+
+
 def _cmd_classify(args: argparse.Namespace) -> int:
     screener = _screener(args)
+    screener.suggest_hs = True
     p = screener.predict_one(args.text, args.hs)
     if args.json:
         print(json.dumps(p.to_dict(), ensure_ascii=False, indent=2))
@@ -225,11 +299,31 @@ def explain(p: Prediction, text: str, screener: Screener) -> str:
         rows += [
             ("declared HS", f"{p.declared_hs_raw!r} -> {code}" + (f" ({p.declared_hs_edition})" if p.declared_hs_edition else "")),
             ("HS category", p.declared_hs_category or "-"),
+            ("HS fit", _fit_text(p, screener)),
             ("HS mismatch", "yes: the code contradicts the text" if p.hs_mismatch else "no"),
             ("CHPL tier", p.chpl_tier or "not on the CHPL"),
         ]
+    for label, sugg in (("suggested HS", p.suggested_hs), ("HS headings", p.suggested_hs4)):
+        rows += [(label if i == 0 else "", f"{_dotted(c)} {_short(t)} ({s:.2f})") for i, (c, t, s) in enumerate(sugg)]
     rows.append(("flags", ", ".join(p.flags) or "none"))
     return "\n".join([text] + [f"  {k:<12} {v}" for k, v in rows])
+
+
+def _fit_text(p: Prediction, screener: Screener) -> str:
+    if p.hs_fit is None:
+        return "- (needs a code of at least 4 digits in HS 2022)"
+    model = screener.hs_fit_model
+    edition = f", read as HS 2022 ({p.declared_hs_edition} code mapped)" if p.declared_hs_edition != "HS2022" else ""
+    below = f" (< {model.threshold:.2f}: does not fit)" if model is not None and p.hs_fit < model.threshold else ""
+    return f"{p.hs_fit:.2f}{below}{edition}"
+
+
+def _dotted(code: str) -> str:
+    return f"{code[:4]}.{code[4:]}" if len(code) == 6 else code
+
+
+def _short(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _cmd_categories(args: argparse.Namespace) -> int:
@@ -366,6 +460,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: a command is required (score, classify, categories, train)", file=sys.stderr)
+        print(f"{PROG}: error: a command is required (score, report, classify, categories, train)", file=sys.stderr)
         return EXIT_ERROR
     return _run(handler, args, verbose)

@@ -13,7 +13,10 @@ It combines three things:
 
 ``hs_mismatch`` is true when a valid declared code maps to a category different from the one the
 *text alone* supports with probability ≥ ``mismatch_threshold`` (this includes a risk code on a line
-the text confidently calls ordinary, e.g. copper scrap declared as copper wire).
+the text confidently calls ordinary, e.g. copper scrap declared as copper wire), or when the code's
+``hs_fit`` (:mod:`dualuse.hs_fit`: how well the code's nomenclature text and category fit the text) is
+below the calibration's threshold. ``suggest_hs`` adds the top-3 HS 2022 subheadings and headings
+retrieved for the text (:mod:`dualuse.hs_suggest`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .hs import HSCode, parse_hs
+from .hs_fit import HSFitModel, category_fit, fit_features
+from .hs_suggest import HSSuggester, default_suggester
 from .prediction import Prediction, Source
 from .rules import RulesClassifier, TextEvidence
 from .taxonomy import Taxonomy, load_taxonomy
@@ -76,6 +81,10 @@ class Screener:
         hs_odds: float = 2.0,
         rules_override: float | None = 0.6,
         model_info: str = "",
+        hs_check: bool = True,
+        suggest_hs: bool = False,
+        hs_index: HSSuggester | None = None,
+        hs_fit_model: HSFitModel | None = None,
     ) -> None:
         self.taxonomy = taxonomy if taxonomy is not None else load_taxonomy()
         self.rules = rules if rules is not None else RulesClassifier(self.taxonomy)
@@ -85,6 +94,10 @@ class Screener:
         self.hs_odds = hs_odds
         self.rules_override = rules_override
         self.model_info = model_info
+        self.hs_check = hs_check
+        self.suggest_hs = suggest_hs
+        self.hs_index = hs_index
+        self.hs_fit_model = hs_fit_model
         self._labels = self.taxonomy.ids
         self._model_order: np.ndarray | None = None
         if model is not None:
@@ -154,7 +167,7 @@ class Screener:
         return score_frame(df, text_col=text_col, hs_col=hs_col, screener=self)
 
     # -- internals ---------------------------------------------------------------------------
-    def _predict_unique(self, texts: list[str], codes: list[HSCode]) -> list[Prediction]:
+    def _predict_unique(self, texts: list[str], codes: list[HSCode], *, return_text_p: bool = False) -> list[Prediction]:
         tax = self.taxonomy
         hs_cats = [tax.category_for_hs(c.digits) for c in codes]
         evidence = [self.rules.evidence(t) for t in texts]
@@ -171,8 +184,8 @@ class Screener:
                 assert order is not None
                 aligned = np.where(order >= 0, raw[:, np.clip(order, 0, None)], 0.0)
                 model_text[nonempty] = aligned / aligned.sum(axis=1, keepdims=True)
-        out = []
         labels = self._labels
+        decided = []
         for i, text in enumerate(texts):
             flags: list[str] = []
             use_model = model_text is not None and bool(text)
@@ -190,9 +203,70 @@ class Screener:
                 source = Source.MODEL
             else:
                 text_p, full_p, source = rule_text[i], rule_full[i], Source.RULES
+            decided.append((text_p, full_p, source, flags))
+        text_ps = np.array([d[0] for d in decided])
+        if return_text_p:
+            return text_ps  # type: ignore[return-value]
+        fits = self._hs_fit(texts, codes, hs_cats, text_ps)
+        sugg6, sugg4 = self._suggest(texts, text_ps)
+        out = []
+        for i, (text_p, full_p, source, flags) in enumerate(decided):
             out.append(self._assemble(text_p, full_p, source, codes[i], hs_cats[i], evidence[i], flags, labels,
-                                      model_p=model_text[i] if model_text is not None and text else None))
+                                      model_p=model_text[i] if model_text is not None and texts[i] else None,
+                                      fit=fits[i], sugg6=sugg6[i], sugg4=sugg4[i]))
         return out
+
+    def text_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Text-only category probabilities (columns: ``taxonomy.ids``) as the screener decides them:
+        the model's, or the rules' where the model is absent, unsure or overridden."""
+        cleaned = [inspect_text(t)[0] for t in texts]
+        codes = [parse_hs(None)] * len(cleaned)
+        old = self.hs_check, self.suggest_hs
+        self.hs_check = self.suggest_hs = False
+        try:
+            preds = self._predict_unique(cleaned, codes, return_text_p=True)
+        finally:
+            self.hs_check, self.suggest_hs = old
+        return np.asarray(preds)
+
+    # -- HS intelligence ---------------------------------------------------------------------
+    def _hs(self) -> HSSuggester:
+        if self.hs_index is None:
+            self.hs_index = default_suggester()
+        return self.hs_index
+
+    def _hs_fit(self, texts: list[str], codes: list[HSCode], hs_cats: list[str | None],
+                text_ps: np.ndarray) -> list[float | None]:
+        """``hs_fit`` per row: codes of 4+ digits whose heading is in HS 2022 (HS 2017 already mapped)."""
+        rows = [i for i, c in enumerate(codes)
+                if self.hs_check and c.digits and len(c.digits) >= 4 and hs_cats[i] is not None]
+        out: list[float | None] = [None] * len(texts)
+        if not rows:
+            return out
+        index = self._hs()
+        digits = [codes[i].digits for i in rows]
+        known = set(index.headings_.tolist())
+        rows = [i for i, d in zip(rows, digits) if d and d[:4] in known]
+        if not rows:
+            return out
+        if self.hs_fit_model is None:
+            self.hs_fit_model = HSFitModel.load()
+        scores = index.declared_scores([texts[i] for i in rows], [codes[i].digits for i in rows])
+        cols = np.asarray([self._labels.index(str(hs_cats[i])) for i in rows])
+        fit = self.hs_fit_model.predict(fit_features(scores, [texts[i] for i in rows]), category_fit(text_ps[rows], cols))
+        for i, f in zip(rows, fit):
+            out[i] = round(float(f), 4)
+        return out
+
+    def _suggest(self, texts: list[str], text_ps: np.ndarray) -> tuple[list, list]:
+        rows = [i for i, t in enumerate(texts) if t] if self.suggest_hs else []
+        s6: list = [()] * len(texts)
+        s4: list = [()] * len(texts)
+        if rows:
+            a, b = self._hs().suggest([texts[i] for i in rows], text_ps[rows], self._labels)
+            for i, x, y in zip(rows, a, b):
+                s6[i], s4[i] = x, y
+        return s6, s4
 
     def _rules_override(self, model_p: np.ndarray, rules_p: np.ndarray) -> bool:
         """The model says ``none`` but the rules see a risk category in the text with probability
@@ -223,21 +297,29 @@ class Screener:
         flags: list[str],
         labels: tuple[str, ...],
         model_p: np.ndarray | None,
+        fit: float | None = None,
+        sugg6: tuple = (),
+        sugg4: tuple = (),
     ) -> Prediction:
         order = np.argsort(-full_p, kind="stable")[:3]
         category = labels[int(order[0])]
         text_best = int(np.argmax(text_p))
         text_cat, text_conf = labels[text_best], float(text_p[text_best])
-        mismatch = bool(hs_cat is not None and text_cat != hs_cat and text_conf >= self.mismatch_threshold)
+        conflict = bool(hs_cat is not None and text_cat != hs_cat and text_conf >= self.mismatch_threshold)
+        low_fit = fit is not None and self.hs_fit_model is not None and fit < self.hs_fit_model.threshold
+        mismatch = conflict or low_fit
         evidence = [h.describe() for h in ev.hits]
         evidence += [f"exclusion vetoed {c}" for c in ev.vetoed]
         if model_p is not None:
             mb = int(np.argmax(model_p))
             evidence.append(f"model: {labels[mb]} p={model_p[mb]:.2f}")
         if code.digits:
+            edition = code.edition if code.edition == "HS2022" else f"{code.edition} {code.raw}, mapped to HS 2022"
             evidence.append(
-                f"declared HS {code.formatted()} ({code.edition}) -> {hs_cat}"
-                + (f"; text says {text_cat} (p={text_conf:.2f}): mismatch" if mismatch else "")
+                f"declared HS {code.formatted()} ({edition}) -> {hs_cat}"
+                + (f"; text says {text_cat} (p={text_conf:.2f}): mismatch" if conflict else "")
+                + (f"; hs_fit {fit:.2f}" if fit is not None else "")
+                + (f" < {self.hs_fit_model.threshold:.2f}: mismatch" if low_fit and self.hs_fit_model else "")
             )
         if not ev.hits and source is Source.RULES:
             evidence.append("no keyword or pattern matched")
@@ -255,6 +337,9 @@ class Screener:
             chpl_tier=self.taxonomy.chpl_tier(code.digits),
             flags=tuple(flags),
             evidence=tuple(evidence),
+            suggested_hs=sugg6,
+            suggested_hs4=sugg4,
+            hs_fit=fit,
         )
 
 

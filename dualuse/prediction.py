@@ -27,6 +27,9 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "dualuse_declared_hs_category",
     "dualuse_hs_mismatch",
     "dualuse_flags",
+    "dualuse_suggested_hs",
+    "dualuse_suggested_hs_text",
+    "dualuse_hs_fit",
 )
 
 
@@ -48,6 +51,11 @@ class Prediction:
         chpl_tier: CHPL tier of the declared code (``"TIER_1"`` … ``"TIER_4_B"``), else ``None``.
         flags: per-row flags (``empty_text``, ``invalid_hs``, ``low_confidence`` …).
         evidence: human-readable reasons (keywords, patterns and HS evidence that fired).
+        suggested_hs: the top-3 HS 2022 subheadings retrieved for the text, ``(code6, text, score)``
+            best first (empty when suggestions are off or the text is empty).
+        suggested_hs4: the same for the 4-digit headings.
+        hs_fit: how well the declared code (read as HS 2022, see ``declared_hs_edition``) fits the
+            text, a calibrated probability in [0, 1]; ``None`` without a code of at least 4 digits.
     """
 
     category: str
@@ -63,6 +71,9 @@ class Prediction:
     chpl_tier: str | None = None
     flags: tuple[str, ...] = ()
     evidence: tuple[str, ...] = field(default=(), compare=False)
+    suggested_hs: tuple[tuple[str, str, float], ...] = ()
+    suggested_hs4: tuple[tuple[str, str, float], ...] = ()
+    hs_fit: float | None = None
 
     @property
     def is_risk(self) -> bool:
@@ -79,6 +90,10 @@ class Prediction:
             "dualuse_declared_hs_category": self.declared_hs_category or "",
             "dualuse_hs_mismatch": bool(self.hs_mismatch),
             "dualuse_flags": ";".join(self.flags),
+            "dualuse_suggested_hs": ";".join(c for c, _, _ in self.suggested_hs),
+            "dualuse_suggested_hs_text": " | ".join(t for _, t, _ in self.suggested_hs),
+            # text, so the column has one type in every chunk and format ("" without a code)
+            "dualuse_hs_fit": "" if self.hs_fit is None else f"{float(self.hs_fit):.4f}",
         }
 
     def to_dict(self) -> dict[str, object]:
@@ -97,4 +112,7 @@ class Prediction:
             "chpl_tier": self.chpl_tier,
             "flags": list(self.flags),
             "evidence": list(self.evidence),
+            "suggested_hs": [[c, t, float(s)] for c, t, s in self.suggested_hs],
+            "suggested_hs4": [[c, t, float(s)] for c, t, s in self.suggested_hs4],
+            "hs_fit": self.hs_fit,
         }

@@ -9,10 +9,11 @@ How a line is scored (every number below is a keyword argument of :class:`RulesC
 2. Each category collects points from its distinct cues: a strong cue, a brand or a pattern is worth
    ``strong`` (3.0), a weak cue ``weak`` (1.0); a category's points are summed with decaying weights
    (1, ½, ¼ …) so many cues count more than one, but not linearly.
-3. Use context: when a cue appears after a "for"/"with" marker ("for", "with", "для", "с", "用于",
-   "配有" …) and another cue stands before it, the later cue names what the good is *for* or comes
-   *with*, not what it *is* ("BATTERY FOR DJI MAVIC" is a battery); in Chinese a cue right before
-   "用"/"专用" is the use ("无人机用锂电池" is a battery). Such cues count ``context`` (0.3) times.
+3. Use context: a cue after a "with" marker ("with", "containing", "built in", "в комплекте",
+   "内置", "配有" …) names a component or accessory ("TOOTHBRUSH WITH RECHARGEABLE BATTERY" is not a
+   battery); a cue after a "for" marker ("for", "для", "с", "用于" …) when another cue stands before it
+   names the use ("BATTERY FOR DJI MAVIC" is a battery); in Chinese a cue right before "用"/"专用" is
+   the use ("无人机用锂电池" is a battery). Such cues count ``context`` (0.3) times.
 4. Hard negatives: an ``exclude`` cue vetoes its category (points set to 0) unless a brand or pattern
    of that category fired too, or the cue stands in the use context of step 3. When the veto cancelled
    points and no other category holds a strong cue, ``none`` gets ``hard_negative`` (2.0) points.
@@ -232,32 +233,60 @@ class RulesClassifier:
         return self._softmax(points)
 
 
-_EN_MARKERS = frozenset({"for", "with", "для", "под", "с", "со", "用于", "适用于", "适用", "适配", "配套"})
-_EN_MARKER_PAIRS = frozenset({("compatible", "with"), ("suitable", "for"), ("fit", "for"), ("used", "in"), ("used", "for")})
-# Chinese: "X用Y" / "X专用Y" is a Y *for* X; "Y，用于X" / "Y配有X" put the use or the extras after.
-_ZH_AFTER = re.compile(r"用于|适用于|适用|适配|配套|兼容|配有|带有|配备|附带|含有")
+# "for" markers: what follows is the use, when a cue names the good before it.
+_FOR_MARKERS = frozenset({"for", "для", "под", "с", "со", "用于", "适用于", "适用", "适配", "配套"})
+_FOR_PAIRS = frozenset({("compatible", "with"), ("suitable", "for"), ("fit", "for"), ("used", "in"), ("used", "for")})
+# "with" markers: what follows is a component or accessory, whatever precedes ("toothbrush with a
+# rechargeable battery" is not a battery).
+_WITH_MARKERS = frozenset({"with", "w", "containing", "contains", "including", "includes", "incl", "powered",
+                           "equipped", "fitted", "plus", "встроенн", "встроенным", "встроенной", "встроенными",
+                           "содержащ", "оснащенн", "комплекте"})
+_WITH_STEMS = ("встроенн", "содержащ", "оснащен", "укомплектован")
+_WITH_PAIRS = frozenset({("built", "in"), ("comes", "with"), ("в", "комплекте"), ("powered", "by"), ("runs", "on")})
+# Chinese: "X用Y" / "X专用Y" is a Y *for* X; "Y，用于X" puts the use after; "配有/内置/含" the extras.
+_ZH_FOR = re.compile(r"用于|适用于|适用|适配|配套|兼容")
+_ZH_WITH = re.compile(r"配有|带有|配备|附带|含有|内置|装有|内含|附|含")
 _ZH_BEFORE = re.compile(r"专用|用(?![途户品于法量])")
 
 
-def _context_positions(toks: list[str], spans: list[tuple[float, float]]):
-    """A predicate telling whether a cue starting at a position names what the good is *for* (or comes
-    with), rather than what it is.
+def _is_with(toks: list[str], i: int) -> bool:
+    t = toks[i]
+    if t in _WITH_MARKERS or t.startswith(_WITH_STEMS):
+        return not (t == "w" and i > 0 and toks[i - 1].isdigit())  # "1.6W" is watts, "W/" is with
+    return i + 1 < len(toks) and (t, toks[i + 1]) in _WITH_PAIRS
 
-    English/Russian: cues after the first marker ("for", "with", "для", "с" …) when a cue stands before
-    it. Chinese: cues after "用于"/"配有" … when a cue precedes; cues right before "用"/"专用" when a
-    cue follows ("无人机用锂电池" is a lithium battery for drones)."""
+
+def _context_positions(toks: list[str], spans: list[tuple[float, float]]):
+    """A predicate telling whether a cue starting at a position names what the good is *for* or comes
+    *with*, rather than what it is.
+
+    English/Russian: cues after the first "with" marker ("with", "containing", "built in", "в комплекте
+    с" …), and cues after the first "for" marker ("for", "для", "с" …) when a cue stands before it.
+    Chinese: the same with "配有/内置/含" and "用于/适用于"; cues right before "用"/"专用" when a cue
+    follows ("无人机用锂电池" is a lithium battery for drones)."""
     starts = [a for a, _b in spans]
     marker: float | None = None
     for i, t in enumerate(toks):
-        if t in _EN_MARKERS or (i + 1 < len(toks) and (t, toks[i + 1]) in _EN_MARKER_PAIRS):
+        if _CJK_CHAR.match(t):
+            mw, mf = _ZH_WITH.search(t), _ZH_FOR.search(t)
+            cands = []
+            if mw:
+                cands.append(i + mw.start() / 1000.0)
+            if mf and any(0 <= a < i + mf.start() / 1000.0 for a in starts):
+                cands.append(i + mf.start() / 1000.0)
+            if cands:
+                marker = min(cands)
+                break
+            continue
+        if _is_with(toks, i):
             marker = float(i)
             break
-        if _CJK_CHAR.match(t):
-            m = _ZH_AFTER.search(t)
-            if m:
-                marker = i + m.start() / 1000.0
-                break
-    if marker is not None and any(0 <= a < marker for a in starts):
+        if (t in _FOR_MARKERS or (i + 1 < len(toks) and (t, toks[i + 1]) in _FOR_PAIRS)) and any(
+            0 <= a < i for a in starts
+        ):
+            marker = float(i)
+            break
+    if marker is not None:
         at = marker
         return lambda pos: pos > at
     ends = {round(b, 3) for _a, b in spans}

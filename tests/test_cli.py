@@ -221,7 +221,7 @@ def test_missing_column(tmp_path, capsys):
 def test_ragged_csv(tmp_path, capsys):
     src = tmp_path / "lines.csv"
     src.write_text("description,hs_code\nA,1\nB,2\nC,3,EXTRA\nD,4\n", encoding="utf-8")
-    code, _, err = score(capsys, str(src), "--chunksize", "1")
+    code, _, err = score(capsys, str(src), "--chunksize", "1", "--strict")
     assert_one_line_error(code, err, "lines.csv", "line 4", "3 fields")
     assert [p.name for p in tmp_path.iterdir()] == ["lines.csv"]  # no partial output, no temp file
 
@@ -229,7 +229,7 @@ def test_ragged_csv(tmp_path, capsys):
 def test_bad_encoding(tmp_path, capsys):
     src = tmp_path / "lines.csv"
     src.write_bytes("description\nCAFÉ MACHINE\n".encode("latin-1"))
-    code, _, err = score(capsys, str(src))
+    code, _, err = score(capsys, str(src), "--strict")
     assert_one_line_error(code, err, "lines.csv", "line 2", "not UTF-8", "--encoding")
     code, _, err = score(capsys, str(src), "--encoding", "latin-1", "-q")
     assert code == 0, err
@@ -381,6 +381,6 @@ def test_every_command_is_documented(repo):
     readme = (repo / "README.md").read_text(encoding="utf-8")
     sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     commands = list(sub.choices)
-    assert commands == ["score", "classify", "categories", "train"]
+    assert commands == ["score", "report", "classify", "categories", "train"]
     for command in commands:
         assert f"dualuse {command}" in readme

@@ -287,7 +287,7 @@ def test_score_frame_errors(rules_screener):
         score_frame(pd.DataFrame({"text": ["A"]}), "description", screener=rules_screener)
     with pytest.raises(InvalidArgumentError):
         score_frame(["A"], screener=rules_screener)  # type: ignore[arg-type]
-    assert score_frame(pd.DataFrame({"text": ["A"]}), None, screener=rules_screener).shape == (1, 8)
+    assert score_frame(pd.DataFrame({"text": ["A"]}), None, screener=rules_screener).shape == (1, 1 + len(OUTPUT_COLUMNS))
 
 
 def test_summary_counts(rules_screener):

@@ -102,3 +102,41 @@ def test_temperature_recovers_a_known_scale():
     y = np.array([rng.choice(4, p=row) for row in p])
     t = fit_temperature(true_logits * 3.0, y)  # logits 3x too confident
     assert 2.5 < t < 3.5
+
+
+# scikit-learn's own estimator checks that apply to an estimator on raw strings. check_estimator()
+# itself runs only the cloneability check for string-input estimators (its generated data is numeric),
+# so the relevant API checks are called one by one; the numeric-data checks (check_fit_check_is_fitted,
+# check_dont_overwrite_parameters …) feed 2-D float arrays and do not apply.
+SKLEARN_CHECKS = [
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_estimators_unfitted",
+    "check_n_features_in_after_fitting",
+    "check_valid_tag_types",
+    "check_mixin_order",
+]
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS)
+def test_sklearn_estimator_checks(check):
+    import warnings
+
+    from sklearn.utils import estimator_checks
+
+    est = DualUseClassifier(encoder="stub", n_char_features=2**10, use_rules=False, calibration_folds=0, max_iter=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(estimator_checks, check)(type(est).__name__, est)
+
+
+def test_check_estimator_passes():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    est = DualUseClassifier(encoder="stub", n_char_features=2**10, use_rules=False, calibration_folds=0, max_iter=200)
+    results = check_estimator(est, on_fail=None)
+    assert results and all(r["status"] in ("passed", "skipped", "xfail") for r in results), results
