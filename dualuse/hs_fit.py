@@ -220,8 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model, report = fit_hs_fit(load(), seed=args.seed)
     model.save(args.out)
-    print(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    logger.info("%s", json.dumps(report, indent=2))
+    logger.info("wrote %s", args.out)
     return 0
 
 

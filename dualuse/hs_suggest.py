@@ -43,6 +43,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import InvalidArgumentError, ModelLoadError
+from .persistence import sha256_file
 from .text import normalize
 
 __all__ = ["HSSuggester", "DeclaredScores", "nomenclature_documents", "default_suggester"]
@@ -289,7 +290,7 @@ class HSSuggester(BaseEstimator):
         np.savez_compressed(folder / "index.npz", **arrays)
         manifest = {
             "format": _FORMAT, "format_version": 1, "params": _json_params(self.get_params()),
-            "n_documents": int(self.docs_.shape[0]), "sha256": {"index.npz": _sha256(folder / "index.npz")},
+            "n_documents": int(self.docs_.shape[0]), "sha256": {"index.npz": sha256_file(folder / "index.npz")},
         }
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         return folder
@@ -304,7 +305,7 @@ class HSSuggester(BaseEstimator):
             raise ModelLoadError(f"expected an HS index folder with manifest.json at {folder}: {exc}") from None
         if manifest.get("format") != _FORMAT:
             raise ModelLoadError(f"{folder}: not an HS index (format {manifest.get('format')!r}, expected {_FORMAT!r})")
-        if _sha256(folder / "index.npz") != manifest.get("sha256", {}).get("index.npz"):
+        if sha256_file(folder / "index.npz") != manifest.get("sha256", {}).get("index.npz"):
             raise ModelLoadError(f"{folder / 'index.npz'}: sha256 differs from the manifest; refusing to load it")
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
         self = cls(**params)
@@ -357,14 +358,6 @@ def _title(code: str) -> str:
 
 def _json_params(params: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _cache_dir() -> Path:
