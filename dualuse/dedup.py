@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .hs import parse_hs
+from .hs import HSCode, parse_hs
 from .prediction import Prediction
 from .text import inspect_text
 
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["DedupScreener", "Plan"]
 
 Key = tuple[str, "str | None"]
+#: distinct raw texts / codes remembered between chunks before the memo starts over
+_MEMO_MAX = 200_000
+#: raw code types safe to memoise by value (a NaN float is never found again, which is harmless)
+_MEMO_CODE_TYPES = (str, int, float)
 
 
 @dataclass
@@ -52,6 +56,9 @@ class DedupScreener:
         self.hits = 0
         self.misses = 0
         self._lru: OrderedDict[Key, Prediction] = OrderedDict()
+        # the raw cells repeat as much as the keys: inspect each distinct text and code once
+        self._texts: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._codes: dict[tuple[type, object], HSCode] = {}
 
     @property
     def taxonomy(self):  # type: ignore[no-untyped-def]
@@ -79,9 +86,26 @@ class DedupScreener:
         found: dict[Key, Prediction] = {}
         todo: dict[Key, int] = {}
         lru = self._lru
+        seen_texts, seen_codes = self._texts, self._codes
+        if len(seen_texts) > _MEMO_MAX:
+            seen_texts.clear()
+        if len(seen_codes) > _MEMO_MAX:
+            seen_codes.clear()
         for i, t in enumerate(texts):
-            text, tflags = inspect_text(t)
-            code = parse_hs(codes[i] if codes is not None else None)
+            if type(t) is str:
+                tinfo = seen_texts.get(t)
+                if tinfo is None:
+                    tinfo = seen_texts[t] = inspect_text(t)
+                text, tflags = tinfo
+            else:
+                text, tflags = inspect_text(t)
+            raw_code = codes[i] if codes is not None else None
+            ckey = (type(raw_code), raw_code)  # 8542 and 8542.0 are equal keys but different cells
+            code = seen_codes.get(ckey) if ckey[0] in _MEMO_CODE_TYPES else None
+            if code is None:
+                code = parse_hs(raw_code)
+                if ckey[0] in _MEMO_CODE_TYPES:
+                    seen_codes[ckey] = code
             key = (text, code.digits)
             keys.append(key)
             extras.append((tflags + code.flags, code.raw))

@@ -12,13 +12,38 @@ Texts become sublinear TF-IDF vectors of hashed character 3–5-grams inside wor
 :func:`dualuse.text.normalize`); n-grams in more than ``max_df`` of the documents are dropped. A
 subheading's similarity to a description is the best cosine over its documents. Suggestions add
 ``category_weight`` × the text's probability of the subheading's taxonomy category (what the trained
-model knows), so a drone description ranks 8806 first even when the nomenclature wording differs.
-Character TF-IDF beat the static embeddings (``models/static``) by a wide margin on held-out curated
-lines (4-digit top-3 0.73 against 0.24), so the embeddings are not used; see ``benchmarks/hs_eval.py``.
+model knows), so a drone description ranks 8806 first even when the nomenclature wording differs, and,
+with ``dense_weight`` > 0 (:data:`DENSE_WEIGHT` = 0.25 in :func:`default_suggester`), ``dense_weight`` ×
+the description's share of Latin letters × the MiniLM cosine of the description to the subheading's
+HS 2022 text. A heading scores as its best subheading.
 
-The index is built from the shipped CSV files on first use (about 3 s on an idle 2-core machine) and
-cached as ``.npz`` arrays (``allow_pickle=False``) plus a JSON manifest with sha256 (see
-:func:`default_suggester`); nothing is pickled.
+What was measured on the held-out curated lines (``dualuse.training.split_curated``, 437 lines with a
+6-digit code, index without them; 4-digit top-1 / top-3), and why the index is what it is:
+
+* character TF-IDF + category (shipped before): 69.3 / 82.2 %; the static embeddings
+  (``models/static``) instead of TF-IDF were far behind (4-digit top-3 0.24 against 0.73 earlier);
+* word-level TF-IDF: 60.6 / 75.3 % alone, and any mix with the character n-grams lowered 4-digit top-1
+  (0.7 × char + 0.3 × word: 67.5 / 81.5 %), so it is not used;
+* scoring a heading by its best subheading plus a share of its mean, or by a soft maximum, moved
+  top-3 by under one point either way (max + 0.1 × mean: 68.2 / 82.8 %), so the plain maximum stays;
+* the HS 2022 documents include their heading's title; adding titles to the CN8 documents was not tried.
+* MiniLM (``dualuse.encoders.MiniLMEncoder``, local weights) over the 5,612 HS 2022 texts: 17.8 /
+  29.5 % alone (an English model: 29.3 / 49.1 % on the English lines, near nothing on Russian and
+  Chinese), but added to the TF-IDF score it helps the English lines: 0.25 × MiniLM gives 69.1 / 82.6 %
+  overall, 76.3 / 90.1 % on English lines (TF-IDF + category: 74.1 / 88.4 %) and 45.4 / 62.2 % on the
+  ``none`` lines closest to ordinary trade (44.5 / 59.7 %); scaling it by the Latin share keeps it off
+  Russian and Chinese lines: 70.3 / 83.1 % overall, 48.7 / 62.2 % on ``none`` (shipped). Weights of 0.5
+  and more lowered top-3 (0.5: 69.8 / 81.5 %), reciprocal rank fusion more (k = 10: 59.3 / 80.3 %). MiniLM is used on the
+  suggestion path only (``suggest_hs``), never for ``hs_fit``. The CN8 and curated documents are not
+  embedded: the 5,612 texts already took about 20 min of wall time on the busy 2-core machine.
+
+:meth:`HSSuggester.declared_scores` (the ``hs_fit`` features, computed for every line with a code)
+uses the TF-IDF part only: the declared chapter's subheadings and the chapter and heading centroids.
+
+The TF-IDF index is built from the shipped CSV files on first use (about 3 s on an idle 2-core
+machine) and cached as ``.npz`` arrays (``allow_pickle=False``) plus a JSON manifest with sha256 (see
+:func:`default_suggester`); the MiniLM embeddings of the HS 2022 texts are computed on the first
+suggestion and cached the same way. Nothing is pickled or downloaded.
 """
 
 from __future__ import annotations
@@ -31,10 +56,11 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,12 +78,22 @@ logger = logging.getLogger(__name__)
 
 _TRAINING_DIR = Path(__file__).resolve().parents[1] / "models" / "training"
 _FORMAT = "dualuse-hs-index"
+#: weight of the MiniLM similarity in the default suggester's scores (see the module docstring)
+DENSE_WEIGHT = 0.25
 
 
 @cache
 def _hs2022_rows() -> tuple[dict[str, str], ...]:
     text = (resources.files("dualuse") / "data" / "hs2022.csv").read_text(encoding="utf-8")
     return tuple(csv.DictReader(io.StringIO(text)))
+
+
+def _hs2022_documents() -> tuple[list[str], list[str]]:
+    """One document per HS 2022 subheading, ``"heading text; subheading text"``, in code order."""
+    rows = _hs2022_rows()
+    heading = {r["hscode"]: r["description"] for r in rows if r["level"] == "4"}
+    subs = {r["hscode"]: r["description"] for r in rows if r["level"] == "6" and not r["hscode"].startswith("99")}
+    return [f"{heading.get(c[:4], '')}; {d}" for c, d in subs.items()], list(subs)
 
 
 def nomenclature_documents(
@@ -71,11 +107,8 @@ def nomenclature_documents(
     """
     from .hs import parse_hs
 
-    rows = _hs2022_rows()
-    heading = {r["hscode"]: r["description"] for r in rows if r["level"] == "4"}
-    subs = {r["hscode"]: r["description"] for r in rows if r["level"] == "6" and not r["hscode"].startswith("99")}
-    texts = [f"{heading.get(c[:4], '')}; {d}" for c, d in subs.items()]
-    codes = list(subs)
+    texts, codes = _hs2022_documents()
+    subs = set(codes)
     if folder is None or not Path(folder).is_dir():
         logger.warning("no training folder at %s: the HS index holds the HS 2022 texts only", folder)
         return texts, codes
@@ -107,16 +140,32 @@ def nomenclature_documents(
 
 @dataclass(frozen=True)
 class DeclaredScores:
-    """Similarities of descriptions to their declared codes, computed within the declared chapter.
+    """Similarities of descriptions to their declared codes, and how the code's chapter and heading rank.
 
-    ``s6``: best cosine over the declared subheading's documents (for a 4-digit code: its heading's);
-    ``s4``: over the declared heading's; ``s2``: over the declared chapter's (so ``s2 - s6`` is how far
-    the declared subheading is from the best one of its own chapter). All 0 for an unknown code.
+    Within the declared chapter: ``s6`` the best cosine over the declared subheading's documents (for a
+    4-digit code: its heading's), ``s4`` over the declared heading's, ``s2`` over the chapter's (so
+    ``s2 - s6`` is how far the declared subheading is below the best one of its own chapter).
+    Across the nomenclature, from centroids (the L2-normalised sum of a group's documents): ``c2`` the
+    cosine to the declared chapter's centroid, ``c2_best`` the best of any chapter, ``c2_rank`` how many
+    chapters beat the declared one; ``c4``, ``c4_best``, ``c4_rank`` the same for headings. Gaps and
+    ranks do not depend on how close the description is to the nomenclature's wording as a whole, so
+    they carry over to texts unlike any indexed document. All 0 for rows without a code of 4+
+    digits; a chapter or heading that is not indexed ranks after all of them.
     """
 
     s6: np.ndarray
     s4: np.ndarray
     s2: np.ndarray
+    c2: np.ndarray
+    c2_best: np.ndarray
+    c2_rank: np.ndarray
+    c4: np.ndarray
+    c4_best: np.ndarray
+    c4_rank: np.ndarray
+
+    @classmethod
+    def zeros(cls, n: int) -> "DeclaredScores":
+        return cls(*(np.zeros(n, dtype=np.float32) for _ in fields(cls)))
 
 
 class HSSuggester(BaseEstimator):
@@ -127,6 +176,9 @@ class HSSuggester(BaseEstimator):
         n_features: size of the hashed feature space.
         max_df: n-grams in more than this share of the documents get weight 0 (speed; no measurable loss).
         category_weight: weight of the text's category probability added to a suggestion's score.
+        dense_weight: weight of the MiniLM cosine added to a suggestion's score (0: TF-IDF only). Needs
+            the documents' embeddings: :meth:`fit_dense`, or the cached ones :func:`default_suggester`
+            attaches. Only :meth:`suggest` / :meth:`scores` use it, never :meth:`declared_scores`.
         k: number of suggestions.
         batch_size: descriptions scored against the whole index at a time (memory: batch × documents floats).
     """
@@ -138,6 +190,7 @@ class HSSuggester(BaseEstimator):
         n_features: int = 2**20,
         max_df: float = 0.05,
         category_weight: float = 0.2,
+        dense_weight: float = 0.0,
         k: int = 3,
         batch_size: int = 512,
     ) -> None:
@@ -145,6 +198,7 @@ class HSSuggester(BaseEstimator):
         self.n_features = n_features
         self.max_df = max_df
         self.category_weight = category_weight
+        self.dense_weight = dense_weight
         self.k = k
         self.batch_size = batch_size
 
@@ -204,33 +258,84 @@ class HSSuggester(BaseEstimator):
             out[s : s + self.batch_size] = np.maximum.reduceat(dense, self.doc_starts_, axis=1)
         return out
 
+    def fit_dense(self, X: Sequence[str], y: Sequence[str], encoder: Any = None) -> "HSSuggester":
+        """Embed documents ``X`` labelled with 6-digit codes ``y`` (at least one for every indexed
+        subheading) with ``encoder`` (default :class:`dualuse.encoders.MiniLMEncoder`) for the
+        ``dense_weight`` part of the scores. :func:`default_suggester` uses the HS 2022 texts only."""
+        check_is_fitted(self, "docs_")
+        codes = np.asarray([str(c) for c in y])
+        order = np.argsort(codes, kind="stable")
+        uniq, starts = np.unique(codes[order], return_index=True)
+        if len(codes) != len(X) or not np.array_equal(uniq, self.codes_):
+            raise InvalidArgumentError(
+                f"fit_dense needs one code per document and documents for exactly the {len(self.codes_)} indexed "
+                f"subheadings; got {len(X)} documents for {len(uniq)} subheadings")
+        self.encoder_ = encoder if encoder is not None else _minilm()
+        self.dense_docs_ = np.asarray(self.encoder_.encode([str(X[i]) for i in order]), dtype=np.float32)
+        self.dense_starts_ = starts.astype(np.int64)
+        return self
+
+    def dense_similarity(self, texts: Sequence[str]) -> np.ndarray:
+        """(n_texts, n_codes) best encoder cosine of each text over each subheading's dense documents."""
+        docs = self._dense_docs()
+        q = np.asarray(self.encoder_.encode([str(t) for t in texts]), dtype=np.float32)
+        out = np.empty((len(q), len(self.codes_)), dtype=np.float32)
+        for s in range(0, len(q), self.batch_size):
+            out[s : s + self.batch_size] = np.maximum.reduceat(q[s : s + self.batch_size] @ docs.T, self.dense_starts_, axis=1)
+        return out
+
+    @staticmethod
+    def dense_weights(texts: Sequence[str]) -> np.ndarray:
+        """Per text, the share of ``dense_weight`` it gets: its share of Latin letters. The encoder and
+        the HS texts are English; on Russian and Chinese lines its cosine is noise (measured: without
+        this, held-out 4-digit top-1 drops from 70.3 to 69.1 %)."""
+        from .hs_fit import latin_share
+
+        return np.asarray([latin_share(str(t)) for t in texts], dtype=np.float32)
+
+    def _dense_docs(self) -> np.ndarray:
+        if not hasattr(self, "dense_docs_"):
+            loader = getattr(self, "_dense_loader", None)
+            if loader is None:
+                raise InvalidArgumentError(
+                    f"dense_weight={self.dense_weight} needs document embeddings; call fit_dense(texts, codes) "
+                    "after fit, or use default_suggester(), or set dense_weight=0")
+            self.encoder_, self.dense_docs_, self.dense_starts_ = loader(self)
+        return self.dense_docs_
+
+    def scores(
+        self, texts: Sequence[str], category_proba: np.ndarray | None = None, labels: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """(n_texts, n_codes) suggestion scores: TF-IDF similarity + ``dense_weight`` × the text's Latin
+        share × MiniLM similarity + ``category_weight`` × the text's probability of the subheading's
+        category."""
+        check_is_fitted(self, "docs_")
+        out = self.similarity(texts)
+        if self.dense_weight and len(texts):
+            out += self.dense_weight * self.dense_weights(texts)[:, None] * self.dense_similarity(texts)
+        if category_proba is not None:
+            if labels is None:
+                raise InvalidArgumentError("category_proba needs the labels of its columns")
+            index = {c: j for j, c in enumerate(labels)}
+            cols = np.asarray([index.get(c, -1) for c in self.code_category_])
+            proba = np.hstack([np.asarray(category_proba, dtype=np.float32), np.zeros((len(out), 1), np.float32)])
+            out += self.category_weight * proba[:, cols]
+        return out
+
     def suggest(
         self, texts: Sequence[str], category_proba: np.ndarray | None = None, labels: Sequence[str] | None = None,
     ) -> tuple[list[tuple[tuple[str, str, float], ...]], list[tuple[tuple[str, str, float], ...]]]:
         """Top ``k`` subheadings and top ``k`` headings per text, as ``(code, text, score)`` tuples.
 
-        ``category_proba`` (n_texts × len(labels)): the text's category probabilities; each
-        subheading's score gets ``category_weight`` × the probability of its category. A heading
-        scores as its best subheading. Ties go to the lower code, so results are deterministic.
+        Scores are :meth:`scores`; a heading scores as its best subheading. Ties go to the lower code,
+        so results are deterministic.
         """
         check_is_fitted(self, "docs_")
-        n = len(texts)
         sugg6: list[tuple[tuple[str, str, float], ...]] = []
         sugg4: list[tuple[tuple[str, str, float], ...]] = []
-        if n == 0:
-            return sugg6, sugg4
-        cat_cols = None
-        if category_proba is not None:
-            if labels is None:
-                raise InvalidArgumentError("category_proba needs the labels of its columns")
-            index = {c: j for j, c in enumerate(labels)}
-            cat_cols = np.asarray([index.get(c, -1) for c in self.code_category_])
-            proba = np.hstack([np.asarray(category_proba, dtype=np.float32), np.zeros((n, 1), np.float32)])
-        q = self.transform(texts)
-        for s in range(0, n, self.batch_size):
-            scores = self.similarity(q[s : s + self.batch_size])
-            if cat_cols is not None:
-                scores += self.category_weight * proba[s : s + self.batch_size][:, cat_cols]
+        for s in range(0, len(texts), self.batch_size):
+            part = category_proba[s : s + self.batch_size] if category_proba is not None else None
+            scores = self.scores(list(texts[s : s + self.batch_size]), part, labels)
             head = np.maximum.reduceat(scores, self.heading_starts_, axis=1)
             for top, names, titles, out in ((_top_k(scores, self.k), self.codes_, self.titles_, sugg6),
                                              (_top_k(head, self.k), self.headings_, self.heading_titles_, sugg4)):
@@ -240,20 +345,22 @@ class HSSuggester(BaseEstimator):
         return sugg6, sugg4
 
     def declared_scores(self, texts: Sequence[str], codes: Sequence[str | None]) -> DeclaredScores:
-        """Similarities of each text to its declared code (HS 2022 digits, ≥ 4), computed only against
-        the declared chapter's documents, so the cost is a fraction of a full :meth:`similarity`."""
+        """Similarities of each text to its declared code (HS 2022 digits, ≥ 4) and the ranks of its
+        chapter and heading (see :class:`DeclaredScores`). Subheadings are scored only within the
+        declared chapter, chapters and headings by their centroids, so the cost is a fraction of a full
+        :meth:`similarity`."""
         check_is_fitted(self, "docs_")
-        n = len(texts)
-        s6, s4, s2 = (np.zeros(n, dtype=np.float32) for _ in range(3))
+        out = DeclaredScores.zeros(len(texts))
         chapters: dict[str, list[int]] = {}
         for i, c in enumerate(codes):
             if c and len(c) >= 4:
                 chapters.setdefault(c[:2], []).append(i)
         if not chapters:
-            return DeclaredScores(s6, s4, s2)
-        rows_all = sorted(i for rows in chapters.values() for i in rows)
+            return out
+        rows_all = np.asarray(sorted(i for rows in chapters.values() for i in rows))
         q_all = self.transform([texts[i] for i in rows_all])
-        pos = {i: j for j, i in enumerate(rows_all)}
+        pos = {int(i): j for j, i in enumerate(rows_all)}
+        self._centroid_ranks(q_all, rows_all, [str(codes[i]) for i in rows_all], out)
         for ch, rows in chapters.items():
             lo, hi = np.searchsorted(self.codes_, [ch, ch + "\uffff"])
             if lo == hi:
@@ -262,20 +369,23 @@ class HSSuggester(BaseEstimator):
             d_hi = self.doc_starts_[hi] if hi < len(self.codes_) else self.docs_.shape[0]
             sub = q_all[[pos[i] for i in rows]] @ self.docs_[d_lo:d_hi].T
             per_code = np.maximum.reduceat(sub.toarray(), self.doc_starts_[lo:hi] - d_lo, axis=1)
-            ch_codes = self.codes_[lo:hi]
-            heads = np.asarray([c[:4] for c in ch_codes])
-            for r, i in enumerate(rows):
-                c = codes[i]
-                assert c is not None
-                in_head = heads == c[:4]
-                s2[i] = per_code[r].max()
-                if not in_head.any():
-                    continue
-                s4[i] = per_code[r][in_head].max()
-                j = np.searchsorted(ch_codes, c[:6])
-                exact = len(c) >= 6 and j < len(ch_codes) and ch_codes[j] == c[:6]
-                s6[i] = per_code[r][j] if exact else s4[i]
-        return DeclaredScores(s6, s4, s2)
+            _within_chapter(per_code, self.codes_[lo:hi], np.asarray(rows), [str(codes[i]) for i in rows], out)
+        return out
+
+    def _centroid_ranks(self, q: sp.csr_matrix, rows: np.ndarray, codes: list[str], out: DeclaredScores) -> None:
+        """Fill the ``c2*`` and ``c4*`` fields of ``rows`` from one product with the stacked centroids."""
+        scores = (q @ self.centroids_.T).toarray()
+        n2 = len(self.chapters_)
+        for groups, block, own_f, best_f, rank_f in (
+            (self.chapters_, scores[:, :n2], out.c2, out.c2_best, out.c2_rank),
+            (self.headings_, scores[:, n2:], out.c4, out.c4_best, out.c4_rank),
+        ):
+            keys = np.asarray([c[: len(groups[0])] for c in codes])
+            j = np.minimum(np.searchsorted(groups, keys), len(groups) - 1)
+            own = np.where(groups[j] == keys, block[np.arange(len(rows)), j], 0.0)
+            own_f[rows] = own
+            best_f[rows] = block.max(axis=1)
+            rank_f[rows] = np.where(groups[j] == keys, (block > own[:, None]).sum(axis=1), len(groups))
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -328,6 +438,37 @@ class HSSuggester(BaseEstimator):
         self.code_category_ = np.asarray([tax.category_for_hs(c) for c in self.codes_])
         self.headings_, self.heading_starts_ = np.unique([c[:4] for c in self.codes_], return_index=True)
         self.heading_titles_ = np.asarray([_title(h) for h in self.headings_])
+        self.chapters_ = np.unique([c[:2] for c in self.codes_])
+        doc_codes = self.codes_[self.doc_code_]
+        self.centroids_ = sp.vstack([_centroids(self.docs_, doc_codes, 2), _centroids(self.docs_, doc_codes, 4)]).tocsr()
+
+
+def _centroids(docs: sp.csr_matrix, doc_codes: np.ndarray, n_digits: int) -> sp.csr_matrix:
+    """Per ``n_digits`` prefix of ``doc_codes`` (sorted), the L2-normalised sum of its documents."""
+    groups, inv = np.unique([c[:n_digits] for c in doc_codes], return_inverse=True)
+    member = sp.csr_matrix((np.ones(len(inv), np.float32), (inv, np.arange(len(inv)))), shape=(len(groups), docs.shape[0]))
+    cent = (member @ docs).tocsr()
+    norms = np.sqrt(np.asarray(cent.multiply(cent).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ cent, dtype=np.float32)
+
+
+def _within_chapter(per_code: np.ndarray, ch_codes: np.ndarray, rows: np.ndarray, codes: list[str],
+                    out: DeclaredScores) -> None:
+    """Fill ``s6``, ``s4``, ``s2`` of ``rows`` (all declared in one chapter) from their similarities to
+    the chapter's subheadings ``per_code`` (rows × ``ch_codes``)."""
+    heads, h_starts = np.unique([c[:4] for c in ch_codes], return_index=True)
+    head_max = np.maximum.reduceat(per_code, h_starts, axis=1)
+    r = np.arange(len(rows))
+    keys4, keys6 = np.asarray([c[:4] for c in codes]), np.asarray([c[:6] for c in codes])
+    h = np.minimum(np.searchsorted(heads, keys4), len(heads) - 1)
+    in_head = heads[h] == keys4
+    j = np.minimum(np.searchsorted(ch_codes, keys6), len(ch_codes) - 1)
+    exact = in_head & (ch_codes[j] == keys6) & (np.char.str_len(keys6) == 6)
+    own4 = np.where(in_head, head_max[r, h], 0.0)
+    out.s2[rows] = per_code.max(axis=1)
+    out.s4[rows] = own4
+    out.s6[rows] = np.where(exact, per_code[r, j], own4)
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -356,6 +497,88 @@ def _title(code: str) -> str:
     return hs_description(code) or ""
 
 
+def _minilm() -> Any:
+    from .encoders import MiniLMEncoder
+
+    return MiniLMEncoder()
+
+
+def _encoder_fingerprint() -> str:
+    """What identifies the MiniLM weights: the files' names and sizes and ``modules.json`` (cheap; the
+    90 MB weights are not hashed on every start)."""
+    from .encoders import minilm_path
+
+    root = minilm_path()
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(root)}:{p.stat().st_size}".encode())
+    if (root / "modules.json").is_file():
+        h.update((root / "modules.json").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _dense_cache_loader(where: Path) -> Any:
+    """A loader for :meth:`HSSuggester._dense_docs`: the MiniLM embeddings of the HS 2022 texts (one per
+    subheading) from beside ``where`` (``dense.npz`` float16 + ``manifest.json`` with sha256), or
+    computed once and saved there. Runs only when a suggestion with
+    ``dense_weight > 0`` is first asked for."""
+
+    def load(sugg: HSSuggester) -> tuple[Any, np.ndarray, np.ndarray]:
+        import time
+
+        enc = _minilm()
+        target = where.with_name(f"{where.name}-minilm-{_encoder_fingerprint()}")
+        starts = np.arange(len(sugg.codes_), dtype=np.int64)  # one HS 2022 text per subheading
+        if (target / "manifest.json").is_file():
+            try:
+                emb = _read_dense(target, len(starts))
+                logger.info("loaded the HS document embeddings from %s", target)
+                return enc, emb, starts
+            except (ModelLoadError, OSError, ValueError, KeyError) as exc:
+                logger.warning("re-embedding the HS documents: cannot read %s (%s)", target, exc)
+        t0 = time.perf_counter()
+        texts, codes = _hs2022_documents()
+        emb = np.asarray(enc.encode([texts[i] for i in np.argsort(np.asarray(codes), kind="stable")]), dtype=np.float32)
+        if len(emb) != len(starts):
+            raise ModelLoadError(f"expected one HS 2022 text per indexed subheading ({len(starts)}), got {len(emb)}")
+        logger.info("embedded %d HS 2022 texts with MiniLM in %.0f s", len(texts), time.perf_counter() - t0)
+        try:
+            _write_dense(target, emb)
+        except OSError as exc:
+            logger.info("could not cache the HS document embeddings in %s: %s", target, exc)
+        return enc, emb, starts
+
+    return load
+
+
+def _write_dense(folder: Path, emb: np.ndarray) -> None:
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.savez(tmp / "dense.npz", embeddings=emb.astype(np.float16))
+    manifest = {"format": _FORMAT + "-dense", "format_version": 1, "encoder": "minilm",
+                "n_documents": int(len(emb)), "sha256": {"dense.npz": sha256_file(tmp / "dense.npz")}}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.replace(folder)
+
+
+def _read_dense(folder: Path, n_docs: int) -> np.ndarray:
+    """Embeddings written by :func:`_write_dense`; checks the format, sha256 and size, never unpickles."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("format") != _FORMAT + "-dense":
+        raise ModelLoadError(f"{folder}: not HS document embeddings (format {manifest.get('format')!r})")
+    if sha256_file(folder / "dense.npz") != manifest.get("sha256", {}).get("dense.npz"):
+        raise ModelLoadError(f"{folder / 'dense.npz'}: sha256 differs from the manifest; refusing to load it")
+    with np.load(folder / "dense.npz", allow_pickle=False) as z:
+        emb = np.asarray(z["embeddings"], dtype=np.float32)
+    if emb.shape[0] != n_docs:
+        raise ModelLoadError(f"{folder}: expected embeddings of {n_docs} documents, found {emb.shape[0]}")
+    return emb
+
+
 def _json_params(params: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
@@ -382,16 +605,29 @@ def _sources_digest(folder: Path | None, params: dict) -> str:
 
 @cache
 def default_suggester(folder: Path | None = _TRAINING_DIR) -> HSSuggester:
-    """The index over the shipped nomenclature and curated lines, once per process.
+    """The index over the shipped nomenclature and curated lines, once per process, with
+    ``dense_weight`` = :data:`DENSE_WEIGHT`.
 
-    Building it takes about 3 s; it is then saved under ``$DUALUSE_CACHE`` (default
+    Building the TF-IDF part takes about 3 s; it is then saved under ``$DUALUSE_CACHE`` (default
     ``~/.cache/dualuse``) as ``hs-index-<hash of the source files>/`` and loaded from there (~0.3 s)
-    while the sources are unchanged. A cache that cannot be read or written is rebuilt or skipped.
+    while the sources are unchanged. The MiniLM embeddings of the documents are computed only when a
+    suggestion is first asked for (5,612 texts; about 20 min when measured on a heavily shared 2-core
+    machine), and cached beside it in
+    ``hs-index-<hash>-minilm-<hash of the encoder files>/``. A cache that cannot be read or written is
+    rebuilt or skipped.
     """
+    where = _cache_dir() / f"hs-index-{_sources_digest(folder, HSSuggester().get_params())}"
+    sugg = _tfidf_index(folder, where)
+    sugg.set_params(dense_weight=DENSE_WEIGHT)
+    if DENSE_WEIGHT:
+        sugg._dense_loader = _dense_cache_loader(where)
+    return sugg
+
+
+def _tfidf_index(folder: Path | None, where: Path) -> HSSuggester:
     import time
 
     t0 = time.perf_counter()
-    where = _cache_dir() / f"hs-index-{_sources_digest(folder, HSSuggester().get_params())}"
     if (where / "manifest.json").is_file():
         try:
             sugg = HSSuggester.load(where)

@@ -314,6 +314,9 @@ def _context_positions(toks: list[str], spans: list[tuple[float, float]]):
     return lambda pos: False
 
 
+_EQ, _PREFIX, _SUFFIX = 0, 1, 2
+
+
 class _CueIndex:
     """Cues indexed for fast matching over match-form tokens (no big regex alternation).
 
@@ -323,8 +326,8 @@ class _CueIndex:
     position the longest cue wins and matching resumes after it, so "copper scrap" shadows "copper"."""
 
     def __init__(self) -> None:
-        self.exact: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {}
-        self.stems: dict[str, list[tuple[tuple[str, ...], str, str, str]]] = {}
+        self.exact: dict[str, list[tuple[tuple[tuple[int, str], ...], str, str, str]]] = {}
+        self.stems: dict[str, list[tuple[tuple[tuple[int, str], ...], str, str, str]]] = {}
         self.cjk: dict[str, list[tuple[str, str, str]]] = {}
         self.cjk_lengths: set[int] = set()
 
@@ -346,7 +349,7 @@ class _CueIndex:
             self.cjk.setdefault(word, []).append((category, kind, cue))
             self.cjk_lengths.add(len(word))
             return
-        entry = (tuple(parts), category, kind, cue)
+        entry = (self._checks(parts), category, kind, cue)
         first = parts[0]
         if _CJK_CHAR.match(first):
             # opening CJK token: matched as the end of a text token, indexed by its last character
@@ -357,17 +360,37 @@ class _CueIndex:
             self.exact.setdefault(first, []).append(entry)
 
     @staticmethod
-    def _token_ok(pattern: str, tok: str, first: bool, last: bool) -> bool:
-        if _CJK_CHAR.match(pattern):
-            core = pattern.rstrip("*")
-            if first and not last:
-                return tok.endswith(core)
-            if last and not first:
-                return tok.startswith(core)
-            return tok == core
-        if pattern.endswith("*"):
-            return tok.startswith(pattern[:-1])
-        return tok == pattern
+    def _checks(parts: list[str]) -> tuple[tuple[int, str], ...]:
+        """How each cue token must match its text token, decided once when the cue is indexed:
+        ``(_EQ, core)``, ``(_PREFIX, core)`` (a stem, or a CJK token closing a cue) or ``(_SUFFIX, core)``
+        (a CJK token opening one)."""
+        out = []
+        k = len(parts)
+        for j, pattern in enumerate(parts):
+            first, last = j == 0, j == k - 1
+            if _CJK_CHAR.match(pattern):
+                core = pattern.rstrip("*")
+                mode = _SUFFIX if first and not last else _PREFIX if last and not first else _EQ
+            elif pattern.endswith("*"):
+                core, mode = pattern[:-1], _PREFIX
+            else:
+                core, mode = pattern, _EQ
+            out.append((mode, core))
+        return tuple(out)
+
+    @staticmethod
+    def _matches(checks: tuple[tuple[int, str], ...], toks: list[str], i: int) -> bool:
+        for j, (mode, core) in enumerate(checks):
+            tok = toks[i + j]
+            if mode == _EQ:
+                if tok != core:
+                    return False
+            elif mode == _PREFIX:
+                if not tok.startswith(core):
+                    return False
+            elif not tok.endswith(core):
+                return False
+        return True
 
     def _candidates(self, tok: str):
         yield from self.exact.get(tok, ())
@@ -392,7 +415,7 @@ class _CueIndex:
                 k = len(parts)
                 if i + k > n or k < best_k:
                     continue
-                if all(self._token_ok(parts[j], toks[i + j], j == 0, j == k - 1) for j in range(k)):
+                if self._matches(parts, toks, i):
                     if k > best_k:
                         best_k, best = k, []
                     best.append((cat, kind, cue))
@@ -412,7 +435,7 @@ class _CueIndex:
                 if kind != "exclude" or (cat, cue) in have:
                     continue
                 k = len(parts)
-                if i + k <= n and all(self._token_ok(parts[j], toks[i + j], j == 0, j == k - 1) for j in range(k)):
+                if i + k <= n and self._matches(parts, toks, i):
                     out.append((float(i), float(i + k), cat, kind, cue))
                     have.add((cat, cue))
         return out

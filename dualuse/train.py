@@ -73,6 +73,9 @@ def train_model(out: str | Path | None, config: TrainConfig = TrainConfig(), *, 
     clf = config.estimator()
     clf.fit(data.train["text"].tolist(), data.train["category"].tolist(), sample_weight=data.train["weight"].to_numpy())
     fit_seconds = time.perf_counter() - t0
+    training = {**data.summary(), "config": config.__dict__, "fit_seconds": round(fit_seconds, 1)}
+    if out is not None:  # saved before the evaluation, so a failure there never loses a long fit
+        save_model(clf, out, training=training, metrics={})
     held = data.heldout
     texts, labels, langs = held["text"].tolist(), held["category"].tolist(), held["lang"].tolist()
     model_only = classification_report(labels, list(clf.predict(texts)), langs=langs,
@@ -87,7 +90,6 @@ def train_model(out: str | Path | None, config: TrainConfig = TrainConfig(), *, 
         "oof_ece": getattr(clf, "oof_ece_", None),
         "temperature": clf.temperature_,
     }
-    training = {**data.summary(), "config": config.__dict__, "fit_seconds": round(fit_seconds, 1)}
     if out is not None:
         save_model(clf, out, training=training, metrics=metrics)
     logger.info(

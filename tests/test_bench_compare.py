@@ -38,6 +38,18 @@ def test_compare_smoke(tmp_path: Path) -> None:
         assert s["peak_rss_mb_score"] > 0 and s["size_bytes"] > 0, name
     assert "hscodecomp_gold_code" in res["systems"]["hs-lookup"]["score"]["eval"]
     assert "fit_seconds" in res["systems"]["tfidf-lr"]["train"]
+    assert res["systems"]["dualuse-fast"]["train"]["from_manifest"] is True
+    # --merge re-runs one system and keeps the others' rows
+    proc = subprocess.run(
+        [sys.executable, "compare.py", "--smoke", "--systems", "rules", "--merge", "--out", str(out),
+         "--workdir", str(tmp_path / "work2")],
+        cwd=REPO / "benchmarks", capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    merged = json.loads(out.read_text(encoding="utf-8"))
+    assert set(merged["systems"]) == set(res["systems"])
+    assert merged["systems"]["tfidf-lr"] == res["systems"]["tfidf-lr"]
+    assert [m["systems"] for m in merged["merged_runs"]] == [["rules"]]
     # smoke mode never rewrites the README
     after = readme.read_text(encoding="utf-8") if readme.exists() else None
     assert after == before

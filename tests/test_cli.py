@@ -343,7 +343,8 @@ def test_train_passes_options_and_prints_metrics(tmp_path, capsys, monkeypatch):
     report = {"n": 10, "macro_f1": 0.81234, "accuracy": 0.9, "ece": 0.05, "risk": {"precision": 0.95, "recall": 0.9}}
 
     def fake_train(out, config, *, data_dir):
-        seen.update(out=out, seed=config.random_state, data_dir=data_dir)
+        seen.update(out=out, seed=config.random_state, data_dir=data_dir, encoder=config.encoder,
+                    encoder_path=config.encoder_path)
         metrics = {"heldout_model_only": report, "heldout_screener_text_only": report,
                    "heldout_screener_with_declared_hs": report, "oof_ece": float("nan"), "temperature": 1.5}
         return {"metrics": metrics, "training": {}, "model": None}
@@ -351,10 +352,31 @@ def test_train_passes_options_and_prints_metrics(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("dualuse.train.train_model", fake_train)
     code, out, _ = run(capsys, "train", "--out", str(tmp_path / "m"), "--data", str(tmp_path), "--seed", "7")
     assert code == 0
+    assert seen.pop("encoder") == "static" and seen.pop("encoder_path").endswith("static")
     assert seen == {"out": str(tmp_path / "m"), "seed": 7, "data_dir": tmp_path}
     assert "0.812" in out and "screener + declared HS" in out and "temperature 1.500" in out
     code, out, _ = run(capsys, "train", "--json")
     assert code == 0 and json.loads(out)["oof_ece"] is None
+    assert Path(seen["out"]).name == "default"
+
+
+def test_train_minilm_writes_models_accurate_by_default(capsys, monkeypatch):
+    seen = {}
+    report = {"n": 1, "macro_f1": 0.5, "accuracy": 0.5}
+
+    def fake_train(out, config, *, data_dir):
+        seen.update(out=out, encoder=config.encoder, encoder_path=config.encoder_path)
+        metrics = {"heldout_model_only": report, "heldout_screener_text_only": report,
+                   "heldout_screener_with_declared_hs": report, "oof_ece": 0.1, "temperature": 1.0}
+        return {"metrics": metrics, "training": {}, "model": None}
+
+    monkeypatch.setattr("dualuse.train.train_model", fake_train)
+    code, _, _ = run(capsys, "train", "--encoder", "minilm")
+    assert code == 0
+    assert Path(seen["out"]).name == "accurate" and Path(seen["out"]).parent.name == "models"
+    assert seen["encoder"] == "minilm" and seen["encoder_path"] is None
+    code, _, err = run(capsys, "train", "--encoder", "bert")
+    assert code == 2 and "invalid choice" in err
 
 
 def test_version(capsys):

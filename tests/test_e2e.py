@@ -74,6 +74,24 @@ def test_demo_file_scores_every_row_and_matches_the_labels(repo, tmp_path, capsy
     assert "rows" in capsys.readouterr().err
 
 
+def test_accurate_model_scores_the_demo_file(repo, tmp_path, capsys):
+    # the shipped MiniLM model, chosen by name as a user would (`--model accurate`)
+    manifest = json.loads((repo / "models" / "accurate" / "manifest.json").read_text())
+    assert manifest["encoder"]["name"] == "minilm"
+    out = tmp_path / "scored.csv"
+    assert main(["score", str(repo / "examples" / "customs_lines.csv"), "-o", str(out), "--model", "accurate", "-q"]) == 0
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    expected = pd.read_csv(repo / "examples" / "expected.csv", dtype=str, keep_default_na=False)
+    merged = got.merge(expected, on="line_id")
+    assert len(got) == len(expected)
+    accuracy = (merged["dualuse_category"] == merged["expected_category"]).mean()
+    assert accuracy >= 0.9, merged.loc[merged["dualuse_category"] != merged["expected_category"],
+                                       ["line_id", "expected_category", "dualuse_category", "description"]]
+    evasion = merged[merged["evasion"] == "yes"]
+    assert (evasion["dualuse_hs_mismatch"] == "True").sum() >= len(evasion) - 2
+    assert set(got["dualuse_source"]) <= {"model", "rules"} and "model" in set(got["dualuse_source"])
+
+
 def test_static_encoder_is_deterministic_and_fast_path(repo):
     from dualuse.encoders import StaticEncoder
 

@@ -209,3 +209,65 @@ def test_hs_eval_smoke(repo):
         assert res["suggestions"][name]["prediction_matches"]
         assert 0.5 <= res["fit"][name]["auc_other_chapter"] <= 1.0
     assert res["throughput"]["hs_fit"]["median"] > 0
+
+
+class _BagEncoder:
+    """A stand-in for MiniLM in tests: normalised bag of a few words, 4-d."""
+
+    name = "bag"
+    words = ("drone", "copper", "toy", "tile")
+
+    def encode(self, texts):
+        v = np.asarray([[t.lower().count(w) for w in self.words] for t in texts], dtype=np.float32) + 1e-3
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_declared_scores_rank_chapters_and_headings(tiny):
+    d = tiny.declared_scores(["bare copper wire"] * 2 + ["quadcopter drone"], ["740819", "950300", "880622"])
+    assert d.c2_rank[0] == 0 and d.c2[0] == d.c2_best[0]  # copper text: chapter 74 is the best chapter
+    assert d.c2_rank[1] > 0 and d.c2[1] < d.c2_best[1]  # ... and 95 is not
+    assert d.c4_rank[2] == 0 and d.c4[2] > 0
+    assert len(tiny.chapters_) == 4 and tiny.centroids_.shape[0] == len(tiny.chapters_) + len(tiny.headings_)
+
+
+def test_dense_scores_fuse_and_need_embeddings(tiny):
+    from dualuse.errors import InvalidArgumentError
+
+    texts, codes = zip(*DOCS)
+    plain = HSSuggester(max_df=1.0, dense_weight=0.5).fit(list(texts), list(codes))
+    with pytest.raises(InvalidArgumentError, match="fit_dense"):
+        plain.suggest(["copper"])
+    plain.fit_dense(list(texts), list(codes), _BagEncoder())
+    assert plain.dense_docs_.shape == (len(DOCS), 4)
+    both = plain.scores(["toy drone"])
+    assert np.allclose(both, tiny.similarity(["toy drone"]) + 0.5 * plain.dense_similarity(["toy drone"]))
+    assert plain.suggest(["toy drone"])[0][0][0][0] in {"880622", "950300"}
+    # the fit check never needs the encoder
+    assert HSSuggester(max_df=1.0, dense_weight=0.5).fit(list(texts), list(codes)).declared_scores(
+        ["copper wire"], ["740819"]).s6[0] > 0
+
+
+def test_dense_cache_roundtrip_without_pickle(tmp_path):
+    from dualuse.hs_suggest import _read_dense, _write_dense
+
+    emb = _BagEncoder().encode(["drone", "copper toy", "tile"])
+    _write_dense(tmp_path / "d", emb)
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["n_documents"] == 3 and "dense.npz" in manifest["sha256"]
+    assert np.allclose(_read_dense(tmp_path / "d", 3), emb, atol=1e-3)
+    with pytest.raises(ModelLoadError, match="expected embeddings of 4"):
+        _read_dense(tmp_path / "d", 4)
+    (tmp_path / "d" / "dense.npz").write_bytes((tmp_path / "d" / "dense.npz").read_bytes() + b"x")
+    with pytest.raises(ModelLoadError, match="sha256"):
+        _read_dense(tmp_path / "d", 3)
+
+
+def test_fit_features_follow_the_feature_list(tiny):
+    from dualuse.hs_fit import fit_features
+
+    texts = ["bare copper wire", "bare copper wire"]
+    X = fit_features(tiny.declared_scores(texts, ["740819", "950300"]), texts)
+    assert X.shape == (2, len(FEATURES))
+    f = dict(zip(FEATURES, X.T))
+    assert f["c2_gap"][0] == 0 and f["c2_rank"][0] == 0  # its own chapter is the best one
+    assert f["c2_gap"][1] > 0 and f["c2_rank"][1] > 0 and f["c4_rank"][1] > f["c4_rank"][0]

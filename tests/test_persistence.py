@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,13 @@ def test_env_var_selects_model(saved, monkeypatch):
     monkeypatch.setenv("DUALUSE_MODEL", str(saved))
     assert dualuse.load().model is not None
     assert dualuse.load(rules_only=True).model is None
+
+
+def test_shipped_model_names_resolve(tmp_path, monkeypatch):
+    from dualuse.api import SHIPPED_MODELS, resolve_model_path
+
+    monkeypatch.chdir(tmp_path)  # a bare name is looked up among the shipped models, not in the cwd
+    assert resolve_model_path("default") == SHIPPED_MODELS / "default"
+    assert resolve_model_path("no-such-model") == Path("no-such-model")
+    (tmp_path / "default").mkdir()  # an existing folder of that name wins over the shipped one
+    assert resolve_model_path("default") == Path("default")

@@ -102,6 +102,18 @@ def test_dedup_screener_equals_the_screener(rules_screener):
     assert dedup.hits > 0
 
 
+def test_dedup_memo_keeps_each_cell_as_written(rules_screener):
+    # equal values of different types (8542 == 8542.0) and repeated raw texts across batches must
+    # come out exactly as the screener alone gives them, row by row
+    texts = ["FPGA XC7Z020", "FPGA XC7Z020", " FPGA  XC7Z020 ", "FPGA XC7Z020\x00", None, 8542, "FPGA XC7Z020"]
+    codes = [8542, 8542.0, "8542.0", "8542", float("nan"), None, True]
+    dedup = DedupScreener(rules_screener, maxsize=10)
+    got = [p.to_dict() for b in range(3) for p in dedup.predict(texts, codes)]
+    want = [p.to_dict() for p in rules_screener.predict(texts, codes)] * 3
+    assert got == want
+    assert dedup.hits > 0
+
+
 def test_dedup_does_not_change_the_output(tmp_path, capsys):
     src = write_csv(tmp_path / "a.csv", TRICKY * 3)
     assert main(["score", str(src), "--rules-only", "-o", str(tmp_path / "x.csv"), "--chunksize", "4", "--dedup", "0"]) == 0
