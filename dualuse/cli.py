@@ -121,7 +121,7 @@ def _add_score(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="rows per chunk; bounds memory (default: 50000)")
     p.add_argument("--summary-json", metavar="PATH", help="also write the summary as JSON to PATH")
     p.add_argument("--suggest-hs", action="store_true",
-                   help="also fill dualuse_suggested_hs/_text: the top-3 HS 2022 subheadings (slower; --jobs 1 only)")
+                   help="also fill dualuse_suggested_hs/_text: the top-3 HS 2022 subheadings (MiniLM on every new line: slow)")
     p.add_argument("--rejects", metavar="PATH",
                    help="where unreadable rows go, with line number and reason (default: OUTPUT.rejects.csv, "
                         "created only when there are any)")
@@ -237,10 +237,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if output is None:
         output = "-" if args.input == "-" else str(scored_path(args.input, args.output_format))
     _precheck_score(args, output)
-    if getattr(args, "suggest_hs", False) and (args.dask or args.jobs > 1):
-        raise DualUseError("--suggest-hs works with --jobs 1 only (the workers do not compute suggestions yet)")
+    suggest = bool(getattr(args, "suggest_hs", False))
     screener = _screener(args)
-    screener.suggest_hs = bool(getattr(args, "suggest_hs", False))  # hs_fit is computed either way
+    screener.suggest_hs = suggest  # hs_fit is computed either way
     client = _dask_client(args.dask) if args.dask else None
     try:
         summary = score_file(
@@ -249,7 +248,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             progress=False if args.quiet else (True if args.verbose else None),
             strict=args.strict, rejects=args.rejects, resume=args.resume,
             dedup=DEFAULT_DEDUP if args.dedup is None else args.dedup, cache_dir=args.cache, jobs=args.jobs,
-            spec=ModelSpec(args.model, args.rules_only), dask_client=client,
+            spec=ModelSpec(args.model, args.rules_only, suggest_hs=suggest), dask_client=client,
         )
     finally:
         if client is not None:

@@ -45,15 +45,17 @@ def score(
     *,
     model: str | os.PathLike[str] | None = None,
     rules_only: bool = False,
+    suggest_hs: bool = False,
 ) -> dd.DataFrame:
     """``ddf`` with the ``dualuse_*`` columns appended, partition by partition (lazy).
 
-    ``model`` is a model folder that every worker can read (default: the shipped model, or
-    ``$DUALUSE_MODEL`` on the worker); ``rules_only=True`` uses the rules alone.
+    ``model`` is a model folder that every worker can read, or a shipped model's name (default: the
+    shipped model, or ``$DUALUSE_MODEL`` on the worker); ``rules_only=True`` uses the rules alone;
+    ``suggest_hs=True`` also fills the suggested HS codes (MiniLM on every line: slow).
     """
     from .batch import score_frame
 
-    spec = ModelSpec(None if model is None else str(model), rules_only)
+    spec = ModelSpec(None if model is None else str(model), rules_only, suggest_hs=suggest_hs)
     # the columns and dtypes: score a fake non-empty partition with the rules (cheap, no model load)
     meta = score_frame(ddf._meta_nonempty, text_col, hs_col, screener=screener_for(ModelSpec(rules_only=True))).iloc[:0]
     return ddf.map_partitions(_score_partition, text_col, hs_col, spec, meta=meta)

@@ -24,16 +24,19 @@ __all__ = ["ModelSpec", "screener_for", "predict_rows", "process_pool", "dask_su
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build a screener: :func:`dualuse.load` arguments and an optional embedding cache folder."""
+    """How to build a screener: :func:`dualuse.load` arguments, whether it suggests HS codes, and an
+    optional embedding cache folder."""
 
     path: str | None = None
     rules_only: bool = False
     cache_dir: str | None = None
+    suggest_hs: bool = False
 
     def load(self) -> Screener:
         from . import api
 
         screener = api.load(self.path, rules_only=self.rules_only)
+        screener.suggest_hs = self.suggest_hs
         if self.cache_dir:
             from .embcache import with_embedding_cache
 

@@ -44,6 +44,11 @@ def test_cli_dask_output_is_byte_identical(repo, tmp_path, cluster, capsys):
     assert main(["score", str(src), "-o", str(tmp_path / "dask.csv"), "-q", "--chunksize", "20",
                  "--dask", cluster.scheduler_address]) == 0
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "single.csv").read_bytes()
+    # the workers also compute the suggested HS codes when asked
+    assert main(["score", str(src), "-o", str(tmp_path / "single_s.csv"), "-q", "--suggest-hs"]) == 0
+    assert main(["score", str(src), "-o", str(tmp_path / "dask_s.csv"), "-q", "--chunksize", "20", "--suggest-hs",
+                 "--dask", cluster.scheduler_address]) == 0
+    assert (tmp_path / "dask_s.csv").read_bytes() == (tmp_path / "single_s.csv").read_bytes()
 
 
 def test_scale_benchmark_smoke_runs(repo):
@@ -54,3 +59,16 @@ def test_scale_benchmark_smoke_runs(repo):
     res = json.loads((repo / "benchmarks" / "results" / "scale_smoke.json").read_text())
     assert res["smoke"] is True and {r["config"] for r in res["runs"]} == {"dedup, 1 job", "no dedup, 1 job"}
     assert all(r["lines_per_s"] > 0 and r["peak_rss_mb"] > 0 for r in res["runs"])
+
+
+def test_suggestions_in_worker_processes_match_one_process(repo, tmp_path):
+    src = repo / "examples" / "customs_lines.csv"
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    assert main(["score", str(src), "-o", str(one), "-q", "--suggest-hs", "--chunksize", "40"]) == 0
+    assert main(["score", str(src), "-o", str(two), "-q", "--suggest-hs", "--chunksize", "40", "--jobs", "2"]) == 0
+    assert one.read_bytes() == two.read_bytes()
+    import pandas as pd
+
+    got = pd.read_csv(one, dtype=str, keep_default_na=False)
+    filled = got.loc[got["description"].str.strip() != "", "dualuse_suggested_hs"]
+    assert (filled != "").all()
