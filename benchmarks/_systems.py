@@ -120,10 +120,7 @@ class DualUseShipped(_ScreenerSystem):
 
     def manifest_training(self) -> dict[str, Any]:
         """What the manifest says of the model's training (data hash, fit seconds)."""
-        try:
-            return read_manifest(self.folder).get("training", {})
-        except Exception:  # noqa: BLE001 - only informative
-            return {}
+        return manifest_training(self.folder)
 
 
 class DualUseTrained(_ScreenerSystem):
@@ -330,11 +327,16 @@ def make_systems(setfit_steps: int) -> dict[str, System]:
     return {s.name: s for s in systems}
 
 
-def shipped_data_sha(folder: Path = SHIPPED) -> str | None:
+def manifest_training(folder: Path) -> dict[str, Any]:
+    """The ``training`` entry of a model folder's manifest (``{}`` when there is none)."""
     try:
-        return read_manifest(folder).get("training", {}).get("data_sha256")
+        return read_manifest(folder).get("training", {})
     except Exception:  # noqa: BLE001 - only informative
-        return None
+        return {}
+
+
+def shipped_data_sha(folder: Path = SHIPPED) -> str | None:
+    return manifest_training(folder).get("data_sha256")
 
 
 def disk_bytes(paths: Sequence[Path]) -> int:

