@@ -116,7 +116,7 @@ def test_documents_leave_out_evasion_lines(repo):
 def test_fit_model_file_and_category_fit():
     m = HSFitModel.load()
     assert m.features == FEATURES and 0 < m.threshold < 1
-    assert len(m.coef) == len(FEATURES)
+    assert m.trees is not None or len(m.coef) == len(FEATURES)
     p = np.array([[0.9, 0.1], [0.5, 0.5]])
     assert np.allclose(category_fit(p, np.array([1, 0])), [0.1 / 0.9, 1.0])
     assert latin_share("DRONE") == 1.0 and latin_share("ДРОН") == 0.0 and latin_share("123") == 0.0
@@ -271,3 +271,30 @@ def test_fit_features_follow_the_feature_list(tiny):
     f = dict(zip(FEATURES, X.T))
     assert f["c2_gap"][0] == 0 and f["c2_rank"][0] == 0  # its own chapter is the best one
     assert f["c2_gap"][1] > 0 and f["c2_rank"][1] > 0 and f["c4_rank"][1] > f["c4_rank"][0]
+
+
+def test_tree_ensemble_export_scores_like_sklearn_and_loads_without_pickle(tmp_path):
+    import json
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from dualuse.hs_fit import Trees
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, len(FEATURES)))
+    y = (X[:, 0] + 0.5 * X[:, 3] ** 2 - X[:, 7] > 0.3).astype(int)
+    booster = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=7, random_state=0).fit(X, y)
+    trees = Trees.from_sklearn(booster)
+    Xt = rng.normal(size=(200, len(FEATURES)))
+    Xt[:5, 2] = np.nan  # missing values follow the learned default direction
+    assert np.allclose(trees.raw(Xt), booster.decision_function(Xt), atol=1e-9)
+    model = HSFitModel(threshold=0.3, trees=trees)
+    path = model.save(tmp_path / "fit.json")
+    back = HSFitModel.load(path)
+    assert back.trees is not None and np.allclose(back.text_fit(Xt), booster.predict_proba(Xt)[:, 1])
+    assert np.allclose(back.predict(Xt, np.full(len(Xt), 0.5)), 0.5 * booster.predict_proba(Xt)[:, 1])
+    data = json.loads(path.read_text())
+    data["trees"]["left"][0] = 10**6  # a node pointing outside the ensemble
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="outside the ensemble"):
+        HSFitModel.load(path)

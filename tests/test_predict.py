@@ -121,3 +121,34 @@ def test_to_columns_matches_output_columns(rules_screener):
 
 def test_describe_says_rules_only(rules_screener):
     assert "rules only" in rules_screener.describe()
+
+
+class _FixedModel:
+    """A text model that gives every line the same probabilities (``none`` on top)."""
+
+    def __init__(self, labels: tuple[str, ...], probs: dict[str, float]) -> None:
+        self.classes_ = list(labels)
+        self._row = [probs.get(c, 0.0) for c in labels]
+
+    def predict_proba(self, X):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        return np.tile(np.asarray(self._row, dtype=float), (len(X), 1))
+
+
+def test_rules_override_and_its_optional_model_floor():
+    from dualuse import Screener, load_taxonomy
+
+    labels = load_taxonomy().ids
+    text = "НИТЬ АРАМИДНАЯ 1670 ДТЕКС"  # an explicit aramid cue for the rules
+    confident_none = {"none": 0.9, "aramid_fibre": 0.05, "composites": 0.05}
+    # by default any explicit cue overrides a `none`, however sure the model is
+    p = Screener(model=_FixedModel(labels, confident_none)).predict_one(text)
+    assert p.category == "aramid_fibre" and "rules_override" in p.flags and p.source.value == "rules"
+    # with a floor, a model that gives the cue's category less than it keeps its `none` ...
+    p = Screener(model=_FixedModel(labels, confident_none), override_min_model_p=0.1).predict_one(text)
+    assert p.category == "none" and "rules_override" not in p.flags and p.source.value == "model"
+    # ... and an unsure one is still overridden
+    unsure = {"none": 0.6, "aramid_fibre": 0.3, "composites": 0.1}
+    p = Screener(model=_FixedModel(labels, unsure), override_min_model_p=0.1).predict_one(text)
+    assert p.category == "aramid_fibre" and "rules_override" in p.flags
