@@ -293,21 +293,14 @@ def main(argv: list[str] | None = None) -> int:
         sets = {k: v.head(40).reset_index(drop=True) for k, v in sets.items()}
     res: dict = {"smoke": args.smoke, "environment": environment(), "published": PUBLISHED,
                  "suggestions": {}, "fit": {}}
-    held, held_index = curated_heldout()
-    if args.smoke:
-        held = held.head(40)
-    res["suggestions"]["curated_heldout"] = suggestion_eval(screener, held, with_static=False, index=held_index,
-                                                            check_path=False)
-    res["fit"]["curated_heldout"] = fit_eval(screener, held, index=held_index)
-    print("curated_heldout", res["suggestions"]["curated_heldout"], res["fit"]["curated_heldout"], flush=True)
-    cat, cat_index = catalog_heldout()
-    if len(cat):
-        if args.smoke:
-            cat = cat.head(40)
-        res["suggestions"]["catalog_heldout"] = suggestion_eval(screener, cat, with_static=False, index=cat_index,
-                                                                check_path=False)
-        res["fit"]["catalog_heldout"] = fit_eval(screener, cat, index=cat_index)
-        print("catalog_heldout", res["suggestions"]["catalog_heldout"], res["fit"]["catalog_heldout"], flush=True)
+    # the sets the settings were chosen on, each against an index that leaves it out
+    for name, (df, index) in (("curated_heldout", curated_heldout()), ("catalog_heldout", catalog_heldout())):
+        if not len(df):
+            continue
+        df = df.head(40) if args.smoke else df
+        res["suggestions"][name] = suggestion_eval(screener, df, with_static=False, index=index, check_path=False)
+        res["fit"][name] = fit_eval(screener, df, index=index)
+        print(name, res["suggestions"][name], res["fit"][name], flush=True)
     for name, df in sets.items():
         res["suggestions"][name] = suggestion_eval(screener, df, with_static=not args.smoke)
         res["fit"][name] = fit_eval(screener, df)

@@ -169,16 +169,13 @@ class Trees:
         own = np.arange(len(self.value))
         object.__setattr__(self, "_go_left", np.where(self.is_leaf, own, self.left))
         object.__setattr__(self, "_go_right", np.where(self.is_leaf, own, self.right))
-        depth = np.zeros(len(own), dtype=np.int64)
-        for _ in range(len(own)):  # depth of every node, by relaxation from the roots
-            nxt = depth.copy()
-            inner = ~self.is_leaf
-            np.maximum.at(nxt, self.left[inner], depth[inner] + 1)
-            np.maximum.at(nxt, self.right[inner], depth[inner] + 1)
-            if np.array_equal(nxt, depth):
-                break
-            depth = nxt
-        object.__setattr__(self, "_steps", int(depth.max()) if len(depth) else 0)
+        # the deepest tree's depth: steps from the roots until only leaves remain
+        frontier, steps = np.unique(self.roots), 0
+        while len(frontier := frontier[~self.is_leaf[frontier]]):
+            if steps >= len(own):
+                raise ValueError("the trees have a cycle")
+            frontier, steps = np.unique(np.r_[self.left[frontier], self.right[frontier]]), steps + 1
+        object.__setattr__(self, "_steps", steps)
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) of the rows of ``X``: all trees walked at once, one level per step."""

@@ -65,7 +65,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
@@ -115,8 +115,6 @@ def nomenclature_documents(
     ``folder`` is the training folder (``models/training``); when it is ``None`` or missing, only the
     packaged HS 2022 texts are used. ``exclude_texts`` leaves out curated lines (cross-fitting).
     """
-    from .hs import parse_hs
-
     texts, codes = _hs2022_documents()
     subs = set(codes)
     if folder is None or not Path(folder).is_dir():
@@ -135,16 +133,10 @@ def nomenclature_documents(
                     texts.append(r["description"].strip())
                     codes.append(c)
     if curated:
-        for path in [*sorted((folder / "curated").glob("*.csv")), *sorted((folder / "catalog").glob("*.csv"))]:
-            with open(path, encoding="utf-8", newline="") as fh:
-                for r in csv.DictReader(fh):
-                    text = (r.get("text") or "").strip()
-                    if not text or r.get("note") == "evasion" or text in exclude_texts:
-                        continue
-                    code = parse_hs(r.get("hs_code")).hs6
-                    if code in subs:
-                        texts.append(text)
-                        codes.append(code)
+        for text, code, r in _written_lines(folder, ("curated", "catalog")):
+            if r.get("note") != "evasion" and text not in exclude_texts and code in subs:
+                texts.append(text)
+                codes.append(code)
     return texts, codes
 
 
@@ -152,17 +144,28 @@ def dense_documents(folder: Path | None = _TRAINING_DIR) -> tuple[list[str], lis
     """The documents MiniLM embeds for the suggestions: every HS 2022 text plus the English catalog
     lines (``catalog/*.csv``, ``lang`` = ``en``; MiniLM is an English model), as ``(texts, hs6_codes)``."""
     texts, codes = _hs2022_documents()
-    if folder is None or not (Path(folder) / "catalog").is_dir():
+    if folder is None or not Path(folder).is_dir():
         return texts, codes
     subs = set(codes)
-    for path in sorted((Path(folder) / "catalog").glob("*.csv")):
-        with open(path, encoding="utf-8", newline="") as fh:
-            for r in csv.DictReader(fh):
-                text, code = (r.get("text") or "").strip(), (r.get("hs_code") or "").strip()
-                if text and r.get("lang") == "en" and code in subs:
-                    texts.append(text)
-                    codes.append(code)
+    for text, code, r in _written_lines(Path(folder), ("catalog",)):
+        if r.get("lang") == "en" and code in subs:
+            texts.append(text)
+            codes.append(code)
     return texts, codes
+
+
+def _written_lines(folder: Path, subdirs: tuple[str, ...]) -> Iterator[tuple[str, str | None, dict[str, str]]]:
+    """``(text, HS-6 code or None, row)`` of every non-empty line of the CSV files in ``folder/<subdir>/``
+    (the curated and catalog lines written for this project), files in name order."""
+    from .hs import parse_hs
+
+    for sub in subdirs:
+        for path in sorted((folder / sub).glob("*.csv")):
+            with open(path, encoding="utf-8", newline="") as fh:
+                for r in csv.DictReader(fh):
+                    text = (r.get("text") or "").strip()
+                    if text:
+                        yield text, parse_hs(r.get("hs_code")).hs6, r
 
 
 @dataclass(frozen=True)

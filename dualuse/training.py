@@ -33,8 +33,7 @@ from .errors import DualUseError
 from .taxonomy import Taxonomy, load_taxonomy
 
 __all__ = ["TrainingData", "load_catalog", "load_curated", "load_nomenclature", "split_catalog", "split_curated",
-           "training_data",
-           "DEFAULT_DIR"]
+           "training_data", "DEFAULT_DIR"]
 
 #: The training folder of a checkout.
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "models" / "training"
@@ -143,8 +142,9 @@ def split_catalog(catalog: pd.DataFrame, folds: int = 5) -> tuple[pd.DataFrame, 
 
 
 def _hs2022_subheadings() -> set[str]:
-    text = (resources.files("dualuse") / "data" / "hs2022.csv").read_text(encoding="utf-8")
-    return {r["hscode"] for r in csv.DictReader(io.StringIO(text)) if r["level"] == "6" and r["hscode"][:2] != "99"}
+    from .hs import _nomenclature  # the packaged HS 2022 texts, read once per process
+
+    return {c for c in _nomenclature() if len(c) == 6 and c.isdigit() and c[:2] != "99"}
 
 
 def load_nomenclature(folder: Path = DEFAULT_DIR, taxonomy: Taxonomy | None = None,
@@ -182,7 +182,8 @@ def split_curated(curated: pd.DataFrame, test_size: float = 0.2, random_state: i
 
 def _hash_inputs(folder: Path, languages: tuple[str, ...]) -> str:
     h = hashlib.sha256()
-    paths = sorted((folder / "curated").glob("*.csv")) + sorted((folder / "catalog").glob("*.csv")) + [folder / "nomenclature" / f"cn8_2023_{l}.csv" for l in languages]
+    paths = [*sorted((folder / "curated").glob("*.csv")), *sorted((folder / "catalog").glob("*.csv")),
+             *(folder / "nomenclature" / f"cn8_2023_{l}.csv" for l in languages)]
     for p in paths:
         h.update(p.name.encode())
         h.update(p.read_bytes())
