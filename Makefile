@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo test test-fast model model-accurate static hs-fit bench bench-smoke clean
+.PHONY: setup demo test test-fast model model-accurate static hs-fit hs-heads bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-fast: setup                ## only the fast tests (stub encoder, tiny fixtu
 
 hs-fit: setup                   ## refit the hs_fit calibration (dualuse/data/hs_fit.json) after `make model`
 	$(PY) -m dualuse.hs_fit
+
+hs-heads: setup                 ## refit the MiniLM heading classifier of the suggestions into models/hs_heads (~8 min)
+	$(PY) -m dualuse.hs_heads
 
 static: setup                   ## distil the static encoder from MiniLM into models/static
 	$(PY) -m dualuse.distill --out models/static

@@ -22,6 +22,8 @@ def rules() -> RulesClassifier:
         ("XILINX XC7Z020-1CLG400C FPGA 50 PCS", "integrated_circuits"),
         ("BAOFENG UV-5R WALKIE TALKIE 2PCS", "radio_comms"),
         ("u-blox NEO-M8N GPS MODULE", "navigation"),
+        ("DOUBLE CAB PICKUP 4X4 DIESEL 2.4L", "trucks_vehicles"),
+        ("INERTIAL NAVIGATION SYSTEM WITH FIBRE OPTIC GYRO", "navigation"),
         ("HIKMICRO THERMAL MONOCULAR 384X288", "optics_thermal"),
         ("RIGOL DS1054Z DIGITAL OSCILLOSCOPE 50MHZ", "fab_and_test_equipment"),
         ("CNC VERTICAL MACHINING CENTER VMC850 FANUC", "machine_tools"),
@@ -79,6 +81,12 @@ def test_categories_in_three_languages(rules, text, expected):
         "NYLON 6 FILAMENT YARN",
         "LED BULB E27 9W",
         "PASSENGER CAR TOYOTA COROLLA",
+        # marketplace words that are not the cue they look like (taxonomy 2026.11.2)
+        "INS STYLE PAPER STICKERS 40PCS",  # "ins" is not an inertial navigation system
+        "TELESCOPIC MAGNETIC PICKUP TOOL 8LB",  # nor a pickup truck
+        "WIRELESS BIKE COMPUTER SPEEDOMETER",
+        "STAINLESS STEEL JUMP RINGS CONNECTORS FOR JEWELRY MAKING 200PCS",
+        "PADDED GUN BAG 120CM WITH SHOULDER STRAP",
         "ЧИПСЫ КАРТОФЕЛЬНЫЕ",
         "ПЛИТКА КЕРАМИЧЕСКАЯ",
         "玩具车 塑料",
