@@ -47,7 +47,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     digest = hashlib.sha256("\n".join(f"{c}\t{t}" for t, c in zip(texts, codes)).encode()).hexdigest()
     info = {**heads.info, "encoder": "minilm", "encoder_identity": encoder_identity(enc), "training_sha256": digest,
             "trained_on": "models/training index documents minus the held-out curated lines and catalog fifth"}
-    HeadingClassifier(heads.headings, heads.coef, heads.intercept, info).save(args.out)
+    replace(heads, info=info).save(args.out)
     logger.info("wrote %s (%d headings, %d documents)", args.out, len(heads.headings), len(texts))
     return 0
 

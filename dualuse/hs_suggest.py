@@ -512,7 +512,6 @@ class HSSuggester(BaseEstimator):
         self.heading_titles_ = np.asarray([_title(h) for h in self.headings_])
         self.chapters_ = np.unique([c[:2] for c in self.codes_])
         doc_codes = self.codes_[self.doc_code_]
-
         self.centroids_ = sp.vstack([_centroids(self.docs_, doc_codes, 2), _centroids(self.docs_, doc_codes, 4)]).tocsr()
 
 

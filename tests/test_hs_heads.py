@@ -1,6 +1,7 @@
 """The MiniLM heading classifier of the HS suggestions: fitting, safe persistence, fusion into the scores.
 
-Fast tests use a 4-d bag-of-words stand-in for MiniLM; the e2e test loads the shipped classifier."""
+Fast tests use test_hs_suggest's 4-d bag-of-words stand-in for MiniLM; the e2e test loads the shipped
+classifier."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dualuse.errors import InvalidArgumentError, ModelLoadError
 from dualuse.hs_heads import SHIPPED_HEADS, HeadingClassifier, fit_heading_classifier
 from dualuse.hs_suggest import HSSuggester
 
+from .test_hs_suggest import _BagEncoder
+
 DOCS = [
     ("Unmanned aircraft; for remote-controlled flight only", "880622"),
     ("QUADCOPTER DRONE WITH CAMERA", "880622"),
@@ -24,17 +27,6 @@ DOCS = [
     ("Ceramic tiles; flags and paving, hearth or wall tiles", "690721"),
     ("porcelain floor tile 60x60", "690721"),
 ]
-
-
-class _BagEncoder:
-    """A stand-in for MiniLM: normalised counts of a few words, 4-d."""
-
-    name = "bag"
-    words = ("drone", "copper", "toy", "tile")
-
-    def encode(self, texts, **_):
-        v = np.asarray([[t.lower().count(w) for w in self.words] for t in texts], dtype=np.float32) + 1e-3
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 @pytest.fixture(scope="module")
