@@ -30,7 +30,7 @@ test: setup                     ## the whole test suite: fast tests and end-to-e
 test-fast: setup                ## only the fast tests (stub encoder, tiny fixtures)
 	$(PY) -m pytest -m "not e2e"
 
-hs-fit: setup                   ## refit the hs_fit calibration (dualuse/data/hs_fit.json) after `make model`
+hs-fit: setup                   ## refit both hs_fit calibrations (dualuse/data/hs_fit*.json) after `make model` and `make hs-heads`
 	$(PY) -m dualuse.hs_fit
 
 hs-heads: setup                 ## refit the MiniLM heading classifier of the suggestions into models/hs_heads (~8 min)

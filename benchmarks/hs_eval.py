@@ -123,9 +123,10 @@ def static_similarity(texts: list[str], index) -> np.ndarray:
     return out
 
 
-def fit_eval(screener, df, index=None) -> dict:
+def fit_eval(screener, df, index=None, heads: bool = False) -> dict:
     """ROC-AUC of ``hs_fit`` at gold vs swapped codes; ``index`` (default: the shipped one) is the
-    screener's HS index for the run."""
+    screener's HS index for the run; ``heads``: the calibration that also reads the heading classifier
+    (what ``suggest_hs`` uses) instead of the retrieval-only one."""
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(SEED)
@@ -139,14 +140,15 @@ def fit_eval(screener, df, index=None) -> dict:
         other.append(pool[rng.integers(len(pool))][:6])
         sp = index.codes_[(chapters == g[:2]) & (index.codes_ != g[:6])]
         same.append(str(sp[rng.integers(len(sp))]) if len(sp) else None)
-    old = screener.suggest_hs, screener.hs_index
-    screener.suggest_hs, screener.hs_index = False, index
+    old = screener.suggest_hs, screener.hs_index, screener.hs_fit_heads
+    screener.suggest_hs, screener.hs_index, screener.hs_fit_heads = False, index, heads
     try:
         p_gold = screener.predict(texts, [g[:6] for g in gold])
         p_other = screener.predict(texts, other)
         p_same = screener.predict(texts, [s or "" for s in same])
+        threshold = screener.hs_fit_calibration().threshold
     finally:
-        screener.suggest_hs, screener.hs_index = old
+        screener.suggest_hs, screener.hs_index, screener.hs_fit_heads = old
     res: dict = {"n": len(texts)}
     fg = np.asarray([p.hs_fit if p.hs_fit is not None else np.nan for p in p_gold])
     for name, preds in (("other_chapter", p_other), ("same_chapter", p_same)):
@@ -157,7 +159,8 @@ def fit_eval(screener, df, index=None) -> dict:
         res[f"mismatch_rate_{name}"] = float(np.mean([p.hs_mismatch for p in preds]))
         res[f"n_{name}"] = int(ok.sum())
     res["mismatch_rate_gold"] = float(np.mean([p.hs_mismatch for p in p_gold]))
-    res["fit_below_threshold_gold"] = float(np.nanmean(fg < screener.hs_fit_model.threshold))
+    res["fit_below_threshold_gold"] = float(np.nanmean(fg < threshold))
+    res["threshold"] = threshold
     res["median_fit_gold"] = float(np.nanmedian(fg))
     return res
 
@@ -275,11 +278,18 @@ def render(res: dict) -> str:
                 v = pub.get(nd)
                 cells.append("–" if v is None else f"{pct(v[0])} / {pct(v[1]) if v[1] is not None else '–'}")
             lines.append(f"| {name} | published: {pub['source']} | " + " | ".join(cells) + " |")
+    th = {k: next(iter(v.values()), {}).get("threshold") for k, v in (("plain", res["fit"]), ("heads", res.get("fit_heads", {})))}
     lines += ["", "`hs_fit` (gold code vs a swapped code, seed 0; `hs_mismatch` as shipped, i.e. also a category "
-              "conflict):", "",
+              "conflict). Plain rows: the retrieval-only calibration (`dualuse/data/hs_fit.json`, the default"
+              + (f", threshold {th['plain']:g}" if th["plain"] is not None else "") + "); rows *with the heading "
+              "classifier*: the calibration used with `suggest_hs` (`dualuse/data/hs_fit_heads.json`), which also "
+              "reads the heading classifier's probability of the declared heading"
+              + (f", threshold {th['heads']:g}" if th["heads"] is not None else "") + ":", "",
               "| set | AUC other chapter | AUC same chapter | mismatch on gold | on other-chapter swap | on same-chapter swap | median fit (gold) |",
               "|---|---|---|---|---|---|---|"]
-    for name, r in res["fit"].items():
+    rows = [(name, r) for name, r in res["fit"].items()]
+    rows += [(f"{name}, with the heading classifier (`suggest_hs`)", r) for name, r in res.get("fit_heads", {}).items()]
+    for name, r in rows:
         lines.append(f"| {name} | {r['auc_other_chapter']:.3f} | {r['auc_same_chapter']:.3f} | {pct(r['mismatch_rate_gold'])} | "
                      f"{pct(r['mismatch_rate_other_chapter'])} | {pct(r['mismatch_rate_same_chapter'])} | {r['median_fit_gold']:.2f} |")
     t = res["throughput"]
@@ -306,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         sets = {k: v.head(40).reset_index(drop=True) for k, v in sets.items()}
     res: dict = {"smoke": args.smoke, "environment": environment(), "published": PUBLISHED,
-                 "suggestions": {}, "fit": {}}
+                 "suggestions": {}, "fit": {}, "fit_heads": {}}
     # the sets the settings were chosen on, each against an index that leaves it out
     for name, (df, index) in (("curated_heldout", curated_heldout()), ("catalog_heldout", catalog_heldout())):
         if not len(df):
@@ -314,11 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         df = df.head(40) if args.smoke else df
         res["suggestions"][name] = suggestion_eval(screener, df, with_static=False, index=index, check_path=False)
         res["fit"][name] = fit_eval(screener, df, index=index)
-        print(name, res["suggestions"][name], res["fit"][name], flush=True)
+        res["fit_heads"][name] = fit_eval(screener, df, index=index, heads=True)
+        print(name, res["suggestions"][name], res["fit"][name], res["fit_heads"][name], flush=True)
     for name, df in sets.items():
         res["suggestions"][name] = suggestion_eval(screener, df, with_static=not args.smoke)
         res["fit"][name] = fit_eval(screener, df)
-        print(name, res["suggestions"][name][res["suggestions"][name]["shipped"]], res["fit"][name], flush=True)
+        res["fit_heads"][name] = fit_eval(screener, df, heads=True)
+        print(name, res["suggestions"][name][res["suggestions"][name]["shipped"]], res["fit"][name],
+              res["fit_heads"][name], flush=True)
     res["throughput"] = throughput(screener, 300 if args.smoke else 10_000)
     print(res["throughput"], flush=True)
     path = save_json("hs_eval_smoke.json" if args.smoke else "hs_eval.json", res)

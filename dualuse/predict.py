@@ -17,7 +17,8 @@ It combines three things:
 the text confidently calls ordinary, e.g. copper scrap declared as copper wire), or when the code's
 ``hs_fit`` (:mod:`dualuse.hs_fit`: how well the code's nomenclature text and category fit the text) is
 below the calibration's threshold. ``suggest_hs`` adds the top-3 HS 2022 subheadings and headings
-retrieved for the text (:mod:`dualuse.hs_suggest`).
+retrieved for the text (:mod:`dualuse.hs_suggest`); as it encodes every line with MiniLM, ``hs_fit`` then
+also reads the heading classifier (its own calibration and threshold; ``hs_fit_heads`` forces it on or off).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 from .hs import HSCode, parse_hs
-from .hs_fit import HSFitModel, category_fit, fit_features
+from .hs_fit import HSFitModel, category_fit, fit_features, heading_features
 from .hs_suggest import HSSuggester, default_suggester
 from .prediction import Prediction, Source
 from .rules import RulesClassifier, TextEvidence
@@ -87,6 +88,8 @@ class Screener:
         suggest_hs: bool = False,
         hs_index: HSSuggester | None = None,
         hs_fit_model: HSFitModel | None = None,
+        hs_fit_heads: bool | None = None,
+        hs_fit_heads_model: HSFitModel | None = None,
     ) -> None:
         self.taxonomy = taxonomy if taxonomy is not None else load_taxonomy()
         self.rules = rules if rules is not None else RulesClassifier(self.taxonomy)
@@ -101,6 +104,8 @@ class Screener:
         self.suggest_hs = suggest_hs
         self.hs_index = hs_index
         self.hs_fit_model = hs_fit_model
+        self.hs_fit_heads = hs_fit_heads
+        self.hs_fit_heads_model = hs_fit_heads_model
         self._labels = self.taxonomy.ids
         self._model_order: np.ndarray | None = None
         if model is not None:
@@ -210,13 +215,14 @@ class Screener:
         text_ps = np.array([d[0] for d in decided])
         if return_text_p:
             return text_ps  # type: ignore[return-value]
-        fits = self._hs_fit(texts, codes, hs_cats, text_ps)
-        sugg6, sugg4 = self._suggest(texts, text_ps)
+        emb = self._hs_embeddings(texts, codes)
+        fits, fit_model = self._hs_fit(texts, codes, hs_cats, text_ps, emb)
+        sugg6, sugg4 = self._suggest(texts, text_ps, emb)
         out = []
         for i, (text_p, full_p, source, flags) in enumerate(decided):
             out.append(self._assemble(text_p, full_p, source, codes[i], hs_cats[i], evidence[i], flags, labels,
                                       model_p=model_text[i] if model_text is not None and texts[i] else None,
-                                      fit=fits[i], sugg6=sugg6[i], sugg4=sugg4[i]))
+                                      fit=fits[i], fit_model=fit_model, sugg6=sugg6[i], sugg4=sugg4[i]))
         return out
 
     def text_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -238,35 +244,81 @@ class Screener:
             self.hs_index = default_suggester()
         return self.hs_index
 
-    def _hs_fit(self, texts: list[str], codes: list[HSCode], hs_cats: list[str | None],
-                text_ps: np.ndarray) -> list[float | None]:
-        """``hs_fit`` per row: codes of 4+ digits whose heading is in HS 2022 (HS 2017 already mapped)."""
+    def _fit_uses_heads(self) -> bool:
+        """Whether ``hs_fit`` also reads the heading classifier: ``hs_fit_heads``, or by default when
+        suggestions are asked for (they embed every text with MiniLM anyway)."""
+        want = self.suggest_hs if self.hs_fit_heads is None else self.hs_fit_heads
+        if not (want and self.hs_check):
+            return False
+        if getattr(self._hs(), "heads_", None) is None:
+            if self.hs_fit_heads:
+                raise InvalidArgumentError(
+                    "hs_fit_heads=True needs an HS index with a heading classifier (`heads_`); use the "
+                    "default index (make hs-heads builds models/hs_heads) or set hs_fit_heads=False")
+            return False
+        return True
+
+    def hs_fit_calibration(self) -> HSFitModel:
+        """The ``hs_fit`` calibration this screener applies (and whose threshold ``hs_mismatch`` uses)."""
+        if self._fit_uses_heads():
+            if self.hs_fit_heads_model is None:
+                self.hs_fit_heads_model = HSFitModel.load(heads=True)
+            return self.hs_fit_heads_model
+        if self.hs_fit_model is None:
+            self.hs_fit_model = HSFitModel.load()
+        return self.hs_fit_model
+
+    def _hs_embeddings(self, texts: list[str], codes: list[HSCode]) -> np.ndarray | None:
+        """MiniLM embeddings of the rows the suggestions or the heading-aware ``hs_fit`` will read (zeros
+        elsewhere), computed once for both; ``None`` when neither needs them."""
+        rows: list[int] = []
+        if self.suggest_hs and self._hs().needs_embeddings:
+            rows = [i for i, t in enumerate(texts) if t]
+        elif self._fit_uses_heads():
+            rows = [i for i, (t, c) in enumerate(zip(texts, codes)) if t and c.digits and len(c.digits) >= 4]
+        if not rows:
+            return None
+        vectors = self._hs().embed([texts[i] for i in rows])
+        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
+        return out
+
+    def _hs_fit(self, texts: list[str], codes: list[HSCode], hs_cats: list[str | None], text_ps: np.ndarray,
+                emb: np.ndarray | None = None) -> tuple[list[float | None], HSFitModel | None]:
+        """``hs_fit`` per row (codes of 4+ digits whose heading is in HS 2022; HS 2017 already mapped)
+        and the calibration used."""
         rows = [i for i, c in enumerate(codes)
                 if self.hs_check and c.digits and len(c.digits) >= 4 and hs_cats[i] is not None]
         out: list[float | None] = [None] * len(texts)
         if not rows:
-            return out
+            return out, None
         index = self._hs()
         digits = [codes[i].digits for i in rows]
         known = set(index.headings_.tolist())
         rows = [i for i, d in zip(rows, digits) if d and d[:4] in known]
         if not rows:
-            return out
-        if self.hs_fit_model is None:
-            self.hs_fit_model = HSFitModel.load()
-        scores = index.declared_scores([texts[i] for i in rows], [codes[i].digits for i in rows])
+            return out, None
+        model = self.hs_fit_calibration()
+        sub = [texts[i] for i in rows]
+        sub_codes = [str(codes[i].digits) for i in rows]
+        X = fit_features(index.declared_scores(sub, sub_codes), sub)
+        if model.uses_heads:
+            vectors = emb[rows] if emb is not None else index.embed(sub)
+            heads = index.heads_
+            X = np.hstack([X, heading_features(heads.proba(vectors), heads.headings, sub_codes)])
         cols = np.asarray([self._labels.index(str(hs_cats[i])) for i in rows])
-        fit = self.hs_fit_model.predict(fit_features(scores, [texts[i] for i in rows]), category_fit(text_ps[rows], cols))
+        fit = model.predict(X, category_fit(text_ps[rows], cols))
         for i, f in zip(rows, fit):
             out[i] = round(float(f), 4)
-        return out
+        return out, model
 
-    def _suggest(self, texts: list[str], text_ps: np.ndarray) -> tuple[list, list]:
+    def _suggest(self, texts: list[str], text_ps: np.ndarray, emb: np.ndarray | None = None) -> tuple[list, list]:
         rows = [i for i, t in enumerate(texts) if t] if self.suggest_hs else []
         s6: list = [()] * len(texts)
         s4: list = [()] * len(texts)
         if rows:
-            a, b = self._hs().suggest([texts[i] for i in rows], text_ps[rows], self._labels)
+            a, b = self._hs().suggest([texts[i] for i in rows], text_ps[rows], self._labels,
+                                      emb[rows] if emb is not None else None)
             for i, x, y in zip(rows, a, b):
                 s6[i], s4[i] = x, y
         return s6, s4
@@ -309,6 +361,7 @@ class Screener:
         labels: tuple[str, ...],
         model_p: np.ndarray | None,
         fit: float | None = None,
+        fit_model: HSFitModel | None = None,
         sugg6: tuple = (),
         sugg4: tuple = (),
     ) -> Prediction:
@@ -317,7 +370,7 @@ class Screener:
         text_best = int(np.argmax(text_p))
         text_cat, text_conf = labels[text_best], float(text_p[text_best])
         conflict = bool(hs_cat is not None and text_cat != hs_cat and text_conf >= self.mismatch_threshold)
-        low_fit = fit is not None and self.hs_fit_model is not None and fit < self.hs_fit_model.threshold
+        low_fit = fit is not None and fit_model is not None and fit < fit_model.threshold
         mismatch = conflict or low_fit
         evidence = [h.describe() for h in ev.hits]
         evidence += [f"exclusion vetoed {c}" for c in ev.vetoed]
@@ -329,8 +382,9 @@ class Screener:
             evidence.append(
                 f"declared HS {code.formatted()} ({edition}) -> {hs_cat}"
                 + (f"; text says {text_cat} (p={text_conf:.2f}): mismatch" if conflict else "")
-                + (f"; hs_fit {fit:.2f}" if fit is not None else "")
-                + (f" < {self.hs_fit_model.threshold:.2f}: mismatch" if low_fit and self.hs_fit_model else "")
+                + (f"; hs_fit {fit:.2f}" + (" (with the heading classifier)" if fit_model and fit_model.uses_heads else "")
+                   if fit is not None else "")
+                + (f" < {fit_model.threshold:.2f}: mismatch" if low_fit and fit_model else "")
             )
         if not ev.hits and source is Source.RULES:
             evidence.append("no keyword or pattern matched")

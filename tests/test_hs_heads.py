@@ -14,7 +14,7 @@ from dualuse.errors import InvalidArgumentError, ModelLoadError
 from dualuse.hs_heads import SHIPPED_HEADS, HeadingClassifier, fit_heading_classifier
 from dualuse.hs_suggest import HSSuggester
 
-from .test_hs_suggest import _BagEncoder
+from .test_hs_suggest import FITTING_CODES, ISSUE_MISMATCHES, _BagEncoder
 
 DOCS = [
     ("Unmanned aircraft; for remote-controlled flight only", "880622"),
@@ -85,3 +85,87 @@ def test_shipped_classifier_loads_and_ranks_a_drone_first():
     p = heads.proba(_minilm().encode(["DJI MAVIC 3 QUADCOPTER WITH RC", "porcelain floor tiles 600x600 mm"]))
     top3 = heads.headings[np.argsort(-p, axis=1)[:, :3]]
     assert "8806" in top3[0] and "6907" in top3[1]
+
+
+def test_heading_features_rank_the_declared_heading():
+    from dualuse.hs_fit import HEAD_FEATURES, heading_features
+
+    p = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.2, 0.5, 0.3]])
+    X = heading_features(p, np.array(["7404", "8806", "9503"]), ["880622", "950300", "010121"])
+    assert X.shape == (3, len(HEAD_FEATURES))
+    assert np.allclose(X[0], [0.3, 0.3, np.log1p(1)])
+    assert np.allclose(X[1], [0.3, 0.2, np.log1p(1)])
+    assert np.allclose(X[2], [0.0, 0.5, np.log1p(3)])  # a heading the classifier does not know
+
+
+def _calibrations():
+    from dualuse.hs_fit import FEATURES, HEAD_FEATURES, HSFitModel
+
+    # retrieval only: every code fits (0.99); with the heads: the fit is the declared heading's probability
+    plain = HSFitModel(coef=(0.0,) * len(FEATURES), intercept=5.0, threshold=0.5)
+    with_heads = HSFitModel(coef=(0.0,) * len(FEATURES) + (20.0, 0.0, 0.0), intercept=-10.0, threshold=0.5,
+                            features=FEATURES + HEAD_FEATURES)
+    return plain, with_heads
+
+
+def test_heading_calibration_roundtrip_and_feature_check(tmp_path):
+    from dualuse.hs_fit import HSFitModel
+
+    _, with_heads = _calibrations()
+    path = with_heads.save(tmp_path / "fit_heads.json")
+    back = HSFitModel.load(path, heads=True)
+    assert back.uses_heads and back.coef == with_heads.coef
+    with pytest.raises(ModelLoadError, match="make hs-fit"):
+        HSFitModel.load(path)  # read as the retrieval-only calibration: wrong features
+    assert HSFitModel.load(heads=True).uses_heads and not HSFitModel.load().uses_heads  # the shipped pair
+
+
+def test_screener_reads_the_heading_classifier_where_minilm_runs_anyway(heads):
+    from dualuse.predict import Screener
+
+    texts, codes = zip(*DOCS)
+    index = HSSuggester(max_df=1.0, heading_weight=1.0).fit(list(texts), list(codes))
+    index.heads_, index.encoder_ = heads, _BagEncoder()
+    plain, with_heads = _calibrations()
+    s = Screener(hs_index=index, hs_fit_model=plain, hs_fit_heads_model=with_heads)
+    # by default (no suggestions) the retrieval-only calibration: both codes fit
+    fits = [p.hs_fit for p in s.predict(["plastic toy car", "plastic toy car"], ["9503.00", "6907.21"])]
+    assert all(f is not None and f > 0.9 for f in fits) and s.hs_fit_calibration() is plain
+    # suggestions embed every line, so the fit also reads the heading classifier: the tile code does not fit
+    s.suggest_hs = True
+    good, bad = s.predict(["plastic toy car", "plastic toy car"], ["9503.00", "6907.21"])
+    assert s.hs_fit_calibration() is with_heads
+    assert good.hs_fit > 0.5 and not good.hs_mismatch
+    assert bad.hs_fit < 0.5 and bad.hs_mismatch
+    assert any("with the heading classifier" in e and "< 0.50: mismatch" in e for e in bad.evidence)
+    assert good.suggested_hs[0][0] == "950300"
+    s.hs_fit_heads = False  # forced off
+    assert s.predict_one("plastic toy car", "6907.21").hs_fit > 0.9
+    bare = Screener(hs_index=HSSuggester(max_df=1.0).fit(list(texts), list(codes)), hs_fit_model=plain,
+                    hs_fit_heads=True)
+    with pytest.raises(InvalidArgumentError, match="heading classifier"):
+        bare.predict_one("plastic toy car", "6907.21")
+
+
+@pytest.fixture(scope="module")
+def suggesting():
+    import dualuse
+
+    return dualuse.load(suggest_hs=True)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("text, code", ISSUE_MISMATCHES)
+def test_issue_examples_are_clear_mismatches_with_the_heading_calibration(suggesting, text, code):
+    p = suggesting.predict_one(text, hs_code=code)
+    assert suggesting.hs_fit_calibration().uses_heads
+    assert p.hs_fit is not None and p.hs_fit < 0.05 and p.hs_mismatch
+    assert any("with the heading classifier" in e for e in p.evidence)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "text, code", FITTING_CODES + [("Women's Cotton Crew Neck T-Shirt Short Sleeve Summer Tops", "6109.10")])
+def test_fitting_codes_fit_with_the_heading_calibration(suggesting, text, code):
+    p = suggesting.predict_one(text, hs_code=code)
+    assert p.hs_fit is not None and p.hs_fit > 0.5 and not p.hs_mismatch

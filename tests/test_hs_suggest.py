@@ -122,16 +122,20 @@ def test_fit_model_file_and_category_fit():
     assert latin_share("DRONE") == 1.0 and latin_share("ДРОН") == 0.0 and latin_share("123") == 0.0
 
 
-@pytest.mark.parametrize(
-    "text, code",
-    [
-        ("QUADCOPTER DRONE WITH 4K CAMERA GPS", "9503.00"),  # drone declared as a toy
-        ("BARE COPPER WIRE 2.6MM ON DRUMS", "7404.00"),  # wire declared as scrap
-        ("FPGA XC7Z020-1CLG400C", "8541.29"),  # IC declared as a transistor
-        ("BALLISTIC PLATES NIJ LEVEL IV", "3926.90"),  # plates declared as plastics
-        ("THERMAL IMAGING RIFLE SCOPE 640X512", "9004.90"),  # sight declared as spectacles
-    ],
-)
+#: the issue's examples of codes that must come out as clear mismatches
+ISSUE_MISMATCHES = [
+    ("QUADCOPTER DRONE WITH 4K CAMERA GPS", "9503.00"),  # drone declared as a toy
+    ("BARE COPPER WIRE 2.6MM ON DRUMS", "7404.00"),  # wire declared as scrap
+    ("FPGA XC7Z020-1CLG400C", "8541.29"),  # IC declared as a transistor
+    ("BALLISTIC PLATES NIJ LEVEL IV", "3926.90"),  # plates declared as plastics
+    ("THERMAL IMAGING RIFLE SCOPE 640X512", "9004.90"),  # sight declared as spectacles
+]
+#: codes that fit their text
+FITTING_CODES = [("DJI MAVIC 3 QUADCOPTER", "8806.22"), ("BALL BEARING 6205", "848210"),
+                 ("LITHIUM ION BATTERY 18650", "8507.60"), ("CERAMIC FLOOR TILES", "6907.21")]
+
+
+@pytest.mark.parametrize("text, code", ISSUE_MISMATCHES)
 def test_issue_examples_are_clear_mismatches(rules_screener, real_index, text, code):
     p = rules_screener.predict_one(text, hs_code=code)
     # the rules alone are less sure of the text than the model, so the fit is low rather than ~0;
@@ -141,11 +145,7 @@ def test_issue_examples_are_clear_mismatches(rules_screener, real_index, text, c
     assert any("hs_fit" in e for e in p.evidence)
 
 
-@pytest.mark.parametrize(
-    "text, code",
-    [("DJI MAVIC 3 QUADCOPTER", "8806.22"), ("BALL BEARING 6205", "848210"),
-     ("LITHIUM ION BATTERY 18650", "8507.60"), ("CERAMIC FLOOR TILES", "6907.21")],
-)
+@pytest.mark.parametrize("text, code", FITTING_CODES)
 def test_fitting_codes_fit(rules_screener, real_index, text, code):
     p = rules_screener.predict_one(text, hs_code=code)
     assert p.hs_fit is not None and p.hs_fit > 0.5 and not p.hs_mismatch

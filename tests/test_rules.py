@@ -87,6 +87,11 @@ def test_categories_in_three_languages(rules, text, expected):
         "WIRELESS BIKE COMPUTER SPEEDOMETER",
         "STAINLESS STEEL JUMP RINGS CONNECTORS FOR JEWELRY MAKING 200PCS",
         "PADDED GUN BAG 120CM WITH SHOULDER STRAP",
+        # taxonomy 2026.12.1
+        "STAINLESS STEEL PENDANT CONNECTORS FOR NECKLACE 20PCS",
+        "Gold Filigree Charm Connectors 30pcs",
+        "laptop stickers pack 50pcs vinyl decals",
+        "OPTOMETRY TRIAL LENS SET 266 PCS",
         "ЧИПСЫ КАРТОФЕЛЬНЫЕ",
         "ПЛИТКА КЕРАМИЧЕСКАЯ",
         "玩具车 塑料",
@@ -106,6 +111,8 @@ def test_ordinary_goods_and_hard_negatives_are_none(rules, text):
         ("ЛИТИЕВЫЙ АККУМУЛЯТОР ДЛЯ КВАДРОКОПТЕРА", "batteries"),
         ("FPV DRONE WITH SPARE PROPELLERS", "uav"),
         ("PROPELLERS FOR DJI MINI 4 PRO", "aerospace"),
+        ("SMA RF CONNECTOR MALE 50 OHM", "electronic_components"),
+        ("TINNED COPPER BRAIDED STRAP 16MM2 GROUNDING", "copper_wire"),
     ],
 )
 def test_use_context_names_what_the_good_is_for(rules, text, expected):
