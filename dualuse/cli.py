@@ -317,8 +317,8 @@ def _fit_text(p: Prediction, screener: Screener) -> str:
         return "- (needs a code of at least 4 digits in HS 2022)"
     model = screener.hs_fit_calibration()
     edition = f", read as HS 2022 ({p.declared_hs_edition} code mapped)" if p.declared_hs_edition != "HS2022" else ""
-    below = f" (< {model.threshold:.2f}: does not fit)" if model is not None and p.hs_fit < model.threshold else ""
-    return f"{p.hs_fit:.2f}{below}{edition}"
+    below = f" (< {model.threshold:.3f}: does not fit)" if p.hs_fit < model.threshold else ""
+    return f"{p.hs_fit:.3f}{below}{edition}"
 
 
 def _dotted(code: str) -> str:

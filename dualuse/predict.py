@@ -382,9 +382,9 @@ class Screener:
             evidence.append(
                 f"declared HS {code.formatted()} ({edition}) -> {hs_cat}"
                 + (f"; text says {text_cat} (p={text_conf:.2f}): mismatch" if conflict else "")
-                + (f"; hs_fit {fit:.2f}" + (" (with the heading classifier)" if fit_model and fit_model.uses_heads else "")
+                + (f"; hs_fit {fit:.3f}" + (" (with the heading classifier)" if fit_model and fit_model.uses_heads else "")
                    if fit is not None else "")
-                + (f" < {fit_model.threshold:.2f}: mismatch" if low_fit and fit_model else "")
+                + (f" < {fit_model.threshold:.3f}: mismatch" if low_fit and fit_model else "")
             )
         if not ev.hits and source is Source.RULES:
             evidence.append("no keyword or pattern matched")

@@ -137,7 +137,7 @@ def test_screener_reads_the_heading_classifier_where_minilm_runs_anyway(heads):
     assert s.hs_fit_calibration() is with_heads
     assert good.hs_fit > 0.5 and not good.hs_mismatch
     assert bad.hs_fit < 0.5 and bad.hs_mismatch
-    assert any("with the heading classifier" in e and "< 0.50: mismatch" in e for e in bad.evidence)
+    assert any("with the heading classifier" in e and "< 0.500: mismatch" in e for e in bad.evidence)
     assert good.suggested_hs[0][0] == "950300"
     s.hs_fit_heads = False  # forced off
     assert s.predict_one("plastic toy car", "6907.21").hs_fit > 0.9
