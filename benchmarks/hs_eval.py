@@ -76,7 +76,7 @@ def suggestion_eval(screener, df, *, with_static: bool, index=None, check_path: 
     res["tfidf"] = accuracy(rankings(sim, index), gold)
     res["tfidf_plus_category"] = accuracy(rankings(sim + cat, index), gold)
     shipped, res["shipped"] = sim + cat, "tfidf_plus_category"
-    q = index.embed(texts) if index.dense_weight or index.heading_weight else None
+    q = index.embed(texts) if index.needs_embeddings else None
     if index.dense_weight:
         dense = index.dense_similarity(texts, q)
         res["minilm"] = accuracy(rankings(dense, index), gold)

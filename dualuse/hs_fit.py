@@ -70,7 +70,7 @@ threshold, chosen the same way. Measured before it was shipped, the classifier's
 told the real-world gold heading from another chapter's with ROC-AUC 0.95 (HSCodeComp) / 0.96 (ATLAS)
 against 0.89 / 0.88 for the retrieval-only ``hs_fit``; figures of the shipped pair are in
 ``benchmarks/README.md``. The retrieval-only calibration stays the default because the heading
-classifier needs a MiniLM encoding of every line, about 50× slower than the static model.
+classifier needs a MiniLM encoding of every line, 25–60× slower than the static model.
 
 The threshold of ``hs_mismatch`` is the ``hs_fit`` below which 3 % (``FALSE_ALARM_RATE``) of the
 correctly declared training lines fall out of fold (capped at 0.5). Real declarations are further from
@@ -100,7 +100,7 @@ if TYPE_CHECKING:
     from .hs_suggest import DeclaredScores, HSSuggester
     from .predict import Screener
 
-__all__ = ["HSFitModel", "FEATURES", "HEAD_FEATURES", "fit_features", "fit_hs_fit", "heading_features"]
+__all__ = ["HSFitModel", "FEATURES", "HEAD_FEATURES", "fit_features", "fit_hs_fit", "fit_hs_fits", "heading_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +135,13 @@ def heading_features(proba: np.ndarray, headings: np.ndarray, codes: Sequence[st
     (columns: the sorted ``headings``): the declared heading's probability, how far it is below the best
     heading's, and ``log1p`` of the number of headings above it (probability 0 and every heading above
     for a heading the classifier does not know)."""
+    from .hs_heads import heading_columns
+
     p = np.asarray(proba, dtype=np.float64)
-    heads = np.asarray(headings)
-    keys = np.asarray([str(c)[:4] for c in codes])
-    j = np.minimum(np.searchsorted(heads, keys), len(heads) - 1)
-    known = heads[j] == keys
-    own = np.where(known, p[np.arange(len(p)), j], 0.0)
-    rank = np.where(known, (p > own[:, None]).sum(axis=1), len(heads))
+    j = heading_columns(headings, codes)
+    known = j >= 0
+    own = np.where(known, p[np.arange(len(p)), np.maximum(j, 0)], 0.0)
+    rank = np.where(known, (p > own[:, None]).sum(axis=1), len(headings))
     return np.column_stack([own, p.max(axis=1) - own, np.log1p(rank)]).astype(np.float64)
 
 
@@ -352,13 +352,21 @@ def fit_hs_fit(screener: "Screener", folder: Path | None = None, *, seed: int = 
     the indexes (on the documents that leave the fold's lines out, and on the nomenclature alone) on the
     embeddings ``embed(texts)`` returns (default: MiniLM through the on-disk embedding cache,
     :func:`dualuse.hs_heads.embed_documents`)."""
-    from sklearn.metrics import roc_auc_score
+    return fit_hs_fits(screener, folder, seed=seed, folds=folds, threshold=threshold, variants=(heads,),
+                       embed=embed)[heads]
 
+
+def fit_hs_fits(screener: "Screener", folder: Path | None = None, *, seed: int = 0, folds: int = 2,
+                threshold: float | None = None, variants: Sequence[bool] = (False, True),
+                embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> dict[bool, tuple[HSFitModel, dict[str, Any]]]:
+    """:func:`fit_hs_fit` for each of ``variants`` (``heads`` False / True), computing the retrieval
+    features, indexes and text probabilities they share once."""
     from .hs_suggest import HSSuggester, _TRAINING_DIR, nomenclature_documents
     import pandas as pd
 
     from .training import load_catalog, load_curated, split_catalog
 
+    heads = any(variants)
     folder = folder or _TRAINING_DIR
     catalog, _ = split_catalog(load_catalog(folder, screener.taxonomy))  # the catalog's held-out fifth stays out
     curated = pd.concat([load_curated(folder, screener.taxonomy), catalog], ignore_index=True)
@@ -391,6 +399,21 @@ def fit_hs_fit(screener: "Screener", folder: Path | None = None, *, seed: int = 
     if heads:
         clf = fit_heading_classifier(vectors(base_texts), base_codes, seed=seed)
         X_foreign = np.hstack([X_foreign, _heading_block(clf, vectors(texts), codes)])
+    out = {}
+    for variant in variants:
+        features = FEATURES + HEAD_FEATURES if variant else FEATURES
+        out[variant] = _calibrate(X[:, : len(features)], X_foreign[:, : len(features)], y, kinds, fold_of, cat_fit,
+                                  features, screener.describe(), seed=seed, folds=folds, threshold=threshold)
+    return out
+
+
+def _calibrate(X: np.ndarray, X_foreign: np.ndarray, y: np.ndarray, kinds: list[str], fold_of: np.ndarray,
+               cat_fit: np.ndarray, features: tuple[str, ...], screener_info: str, *, seed: int, folds: int,
+               threshold: float | None) -> tuple[HSFitModel, dict[str, Any]]:
+    """The tree ensemble on the pairs' features (and their nomenclature-only view), its out-of-fold
+    report and threshold."""
+    from sklearn.metrics import roc_auc_score
+
     both_X, both_y = np.vstack([X, X_foreign]), np.r_[y, y]
     # out-of-fold predictions (a fold's pairs scored by an ensemble fitted without them) for the report
     # and the threshold, so both describe codes the calibration has never seen
@@ -426,9 +449,9 @@ def fit_hs_fit(screener: "Screener", folder: Path | None = None, *, seed: int = 
         m = kinds_arr == kind
         if m.any():
             report[f"{kind}_below_threshold"] = round(float((p[m] < threshold).mean()), 4)
-    model = HSFitModel(threshold=threshold, trees=trees, features=FEATURES + HEAD_FEATURES if heads else FEATURES,
+    model = HSFitModel(threshold=threshold, trees=trees, features=features,
                        info={"fitted_on": "models/training/curated + catalog (cross-fitted)",
-                             "screener": screener.describe(), "report": report})
+                             "screener": screener_info, "report": report})
     return model, report
 
 
@@ -476,13 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from .api import load
 
-    screener = load()
-    for heads, out in ((False, args.out), (True, args.out_heads)):
-        if args.only in (None, "heads" if heads else "retrieval"):
-            model, report = fit_hs_fit(screener, seed=args.seed, heads=heads)
-            model.save(out)
-            logger.info("%s", json.dumps(report, indent=2))
-            logger.info("wrote %s", out)
+    outs = {False: args.out, True: args.out_heads}
+    variants = [v for v in (False, True) if args.only in (None, "heads" if v else "retrieval")]
+    for heads, (model, report) in fit_hs_fits(load(), seed=args.seed, variants=variants).items():
+        model.save(outs[heads])
+        logger.info("%s", json.dumps(report, indent=2))
+        logger.info("wrote %s", outs[heads])
     return 0
 
 

@@ -107,9 +107,7 @@ class HeadingClassifier:
 
     def columns_for(self, codes: Sequence[str]) -> np.ndarray:
         """Per code, the column of its heading, or -1 when the classifier has no such heading."""
-        keys = np.asarray([str(c)[:4] for c in codes])
-        j = np.minimum(np.searchsorted(self.headings, keys), len(self.headings) - 1)
-        return np.where(self.headings[j] == keys, j, -1)
+        return heading_columns(self.headings, codes)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -140,6 +138,14 @@ class HeadingClassifier:
         info = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "sha256", "versions")}
         return cls(np.asarray(arrays["headings"]), np.asarray(arrays["coef"], dtype=np.float32),
                    np.asarray(arrays["intercept"], dtype=np.float32), info)
+
+
+def heading_columns(headings: np.ndarray, codes: Sequence[str]) -> np.ndarray:
+    """Per code, the index of its heading in the sorted ``headings``, or -1 when it is not there."""
+    headings = np.asarray(headings)
+    keys = np.asarray([str(c)[:4] for c in codes])
+    j = np.minimum(np.searchsorted(headings, keys), len(headings) - 1)
+    return np.where(headings[j] == keys, j, -1)
 
 
 def fit_heading_classifier(embeddings: np.ndarray, codes: Sequence[str], *, C: float = C, max_iter: int = 300,

@@ -396,7 +396,7 @@ class HSSuggester(BaseEstimator):
         category. ``embeddings``: the texts' MiniLM embeddings when the caller has them already."""
         check_is_fitted(self, "docs_")
         out = self.similarity(texts)
-        if (self.dense_weight or self.heading_weight) and len(texts):
+        if self.needs_embeddings and len(texts):
             q = self.embed(texts) if embeddings is None else embeddings
             if self.dense_weight:
                 out += self.dense_weight * self.dense_weights(texts)[:, None] * self.dense_similarity(texts, q)
