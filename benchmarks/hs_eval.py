@@ -259,7 +259,8 @@ def render(res: dict) -> str:
         f"{default_suggester().dense_weight:g} × the text's share of Latin letters × minilm + "
         f"{default_suggester().heading_weight:g} × the heading classifier's probability of the subheading's heading "
         "(`dualuse.hs_heads`: logistic regression over the 1,228 headings on the MiniLM embeddings of the index "
-        "documents, without the two held-out sets) + category. A heading scores as its best subheading.",
+        "documents plus a linear model on their hashed word and character n-grams, summed in log space; without "
+        "the two held-out sets) + category. A heading scores as its best subheading.",
         "",
         "| set | method | 2-digit top-1 / top-3 | 4-digit top-1 / top-3 | 6-digit top-1 / top-3 |",
         "|---|---|---|---|---|",

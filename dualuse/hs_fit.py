@@ -75,7 +75,7 @@ classifier needs a MiniLM encoding of every line, 25–60× slower than the stat
 The threshold of ``hs_mismatch`` is the ``hs_fit`` below which 3 % (``FALSE_ALARM_RATE``) of the
 correctly declared training lines fall out of fold (capped at 0.5). Real declarations are further from
 every indexed text than our lines, so more of their correct codes fall below it (about 11 % of the
-HSCodeComp gold codes, 20 % of ATLAS's) while 60 % / 80 % of other-chapter swaps do; see
+HSCodeComp gold codes, 19 % of ATLAS's) while 75 % / 91 % of other-chapter swaps do; see
 ``benchmarks/README.md``. Refit after retraining the model with ``python -m dualuse.hs_fit``
 (``make hs-fit``). ``../shared/data/realworld`` is never read here.
 """
@@ -391,14 +391,15 @@ def fit_hs_fits(screener: "Screener", folder: Path | None = None, *, seed: int =
         scores = index.declared_scores([texts[i] for i in rows], [codes[i] for i in rows])
         X[rows, : len(FEATURES)] = fit_features(scores, [texts[i] for i in rows])
         if heads:
-            clf = fit_heading_classifier(vectors(d_texts), d_codes, seed=seed)
-            X[rows, len(FEATURES):] = _heading_block(clf, vectors([texts[i] for i in rows]), [codes[i] for i in rows])
+            clf = fit_heading_classifier(vectors(d_texts), d_codes, d_texts, seed=seed)
+            sub = [texts[i] for i in rows]
+            X[rows, len(FEATURES):] = _heading_block(clf, vectors(sub), sub, [codes[i] for i in rows])
     # the same pairs against the nomenclature alone: descriptions unlike any curated line
     foreign = HSSuggester().fit(base_texts, base_codes)
     X_foreign = fit_features(foreign.declared_scores(texts, codes), texts)
     if heads:
-        clf = fit_heading_classifier(vectors(base_texts), base_codes, seed=seed)
-        X_foreign = np.hstack([X_foreign, _heading_block(clf, vectors(texts), codes)])
+        clf = fit_heading_classifier(vectors(base_texts), base_codes, base_texts, seed=seed)
+        X_foreign = np.hstack([X_foreign, _heading_block(clf, vectors(texts), texts, codes)])
     out = {}
     for variant in variants:
         features = FEATURES + HEAD_FEATURES if variant else FEATURES
@@ -470,10 +471,11 @@ class _EmbeddingTable:
         return self._table[[self._row[t] for t in texts]]
 
 
-def _heading_block(clf: Any, embeddings: np.ndarray, codes: Sequence[str], batch: int = 2048) -> np.ndarray:
+def _heading_block(clf: Any, embeddings: np.ndarray, texts: Sequence[str], codes: Sequence[str],
+                   batch: int = 2048) -> np.ndarray:
     """:func:`heading_features` of ``codes`` under the heading classifier ``clf``, in batches."""
-    return np.vstack([heading_features(clf.proba(embeddings[s : s + batch]), clf.headings, codes[s : s + batch])
-                      for s in range(0, len(codes), batch)])
+    return np.vstack([heading_features(clf.proba(embeddings[s : s + batch], texts[s : s + batch]), clf.headings,
+                                       codes[s : s + batch]) for s in range(0, len(codes), batch)])
 
 
 #: the tree ensemble of ``text_fit`` (see the module docstring for how it was chosen)

@@ -305,7 +305,7 @@ class Screener:
         if model.uses_heads:
             vectors = emb[rows] if emb is not None else index.embed(sub)
             heads = index.heads_
-            X = np.hstack([X, heading_features(heads.proba(vectors), heads.headings, sub_codes)])
+            X = np.hstack([X, heading_features(heads.proba(vectors, sub), heads.headings, sub_codes)])
         cols = np.asarray([self._labels.index(str(hs_cats[i])) for i in rows])
         fit = model.predict(X, category_fit(text_ps[rows], cols))
         for i, f in zip(rows, fit):

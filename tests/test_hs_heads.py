@@ -45,6 +45,65 @@ def test_fit_learns_headings_and_probabilities(heads):
         heads.proba(np.zeros((1, 5)))
 
 
+@pytest.fixture(scope="module")
+def text_heads():
+    # the text part keeps n-grams of two or more documents: a second porcelain, quadcopter and berry line
+    more = [("porcelain wall tile glazed", "690721"), ("quadcopter frame carbon", "880622"), ("berry copper cuttings", "740400")]
+    texts, codes = zip(*DOCS, *more)
+    return fit_heading_classifier(_BagEncoder().encode(texts), codes, list(texts), C=100.0, text_epochs=30,
+                                  text_keep=0, text_alpha=1e-5)
+
+
+def test_text_part_reads_words_the_embedding_does_not_know(heads, text_heads):
+    # "porcelain", "berry" and "quadcopter" are not among the stand-in encoder's four words
+    q = ["porcelain glazed", "berry cuttings", "QUADCOPTER CARBON"]
+    want = np.array([0, 1, 2])  # 6907, 7404, 8806
+    E = _BagEncoder().encode(q)
+    assert heads.text is None and text_heads.text is not None
+    assert text_heads.headings.tolist() == ["6907", "7404", "8806", "9503"]
+    assert text_heads.text.logits(q).argmax(axis=1).tolist() == want.tolist()
+    p, plain = text_heads.proba(E, q), heads.proba(E)
+    assert p.shape == (3, 4) and np.allclose(p.sum(axis=1), 1.0)
+    assert (p[np.arange(3), want] > plain[np.arange(3), want]).all()
+    with pytest.raises(InvalidArgumentError, match="text part"):
+        text_heads.proba(E)
+
+
+def test_text_part_keeps_the_largest_weights_per_heading(text_heads):
+    from dualuse.hs_heads import TextHeads
+
+    texts, codes = zip(*DOCS, ("porcelain wall tile glazed", "690721"), ("quadcopter frame carbon", "880622"),
+                       ("berry copper cuttings", "740400"))
+    pruned = TextHeads.fit(texts, [c[:4] for c in codes], text_heads.headings, alpha=1e-5, epochs=30, keep=25)
+    full = text_heads.text.coef.toarray()
+    assert np.array_equal(pruned.cols, text_heads.text.cols) and pruned.coef.getnnz(axis=1).tolist() == [25] * 4
+    for row, kept in zip(full, pruned.coef.toarray()):
+        assert np.allclose(kept[kept != 0], row[kept != 0])  # the same weights (float16), just fewer
+        assert np.abs(row[kept != 0]).min() >= np.abs(row[kept == 0]).max()
+
+
+def test_suggester_weighs_the_text_part_on_its_own(text_heads):
+    texts, codes = zip(*DOCS)
+    q = ["porcelain glazed drone"]
+    E = _BagEncoder().encode(q)
+    cols = text_heads.columns_for(["690721", "880622"])
+    for w in (0.0, 0.5):
+        sugg = HSSuggester(max_df=1.0, heading_weight=1.0, heading_text_weight=w).fit(list(texts), list(codes))
+        sugg.heads_, sugg.encoder_ = text_heads, _BagEncoder()
+        hp = sugg.heading_proba(q)
+        want = text_heads.proba(E, q, text_weight=w)
+        assert np.allclose(hp[0, [list(sugg.codes_).index("690721"), list(sugg.codes_).index("880622")]], want[0, cols])
+    assert not np.allclose(text_heads.proba(E, q, text_weight=0.0), text_heads.proba(E, q))
+
+
+def test_text_part_roundtrip(text_heads, tmp_path):
+    back = HeadingClassifier.load(text_heads.save(tmp_path / "t"))
+    q = ["porcelain floor", "drone frame"]
+    E = _BagEncoder().encode(q)
+    assert back.text is not None and back.text_weight == text_heads.text_weight
+    assert np.allclose(back.proba(E, q), text_heads.proba(E, q), atol=1e-6)
+
+
 def test_save_load_roundtrip_refuses_tampering(heads, tmp_path):
     folder = heads.save(tmp_path / "h")
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -70,7 +129,7 @@ def test_heading_probability_is_fused_into_the_scores(heads):
     hp = fused.heading_proba(q)
     assert hp.shape == (1, len(fused.codes_))
     # every subheading of a heading gets that heading's probability
-    assert np.isclose(hp[0, list(fused.codes_).index("880622")], heads.proba(_BagEncoder().encode(q))[0, 2])
+    assert np.isclose(hp[0, list(fused.codes_).index("880622")], heads.proba(_BagEncoder().encode(q), q)[0, 2])
     assert np.allclose(fused.scores(q), plain.scores(q) + 2.0 * hp)
     assert fused.suggest(q)[0][0][0][0] == "880622"
 
@@ -81,8 +140,9 @@ def test_shipped_classifier_loads_and_ranks_a_drone_first():
 
     heads = HeadingClassifier.load(SHIPPED_HEADS)
     assert len(heads.headings) == 1228 and heads.dim == 384
-    assert heads.info["encoder"] == "minilm" and heads.info["n_documents"] > 20_000
-    p = heads.proba(_minilm().encode(["DJI MAVIC 3 QUADCOPTER WITH RC", "porcelain floor tiles 600x600 mm"]))
+    assert heads.info["encoder"] == "minilm" and heads.info["n_documents"] > 20_000 and heads.text is not None
+    q = ["DJI MAVIC 3 QUADCOPTER WITH RC", "porcelain floor tiles 600x600 mm"]
+    p = heads.proba(_minilm().encode(q), q)
     top3 = heads.headings[np.argsort(-p, axis=1)[:, :3]]
     assert "8806" in top3[0] and "6907" in top3[1]
 
