@@ -290,7 +290,7 @@ class HeadingClassifier:
         text = TextHeads.from_arrays(arrays, len(headings)) if "text_cols" in arrays else None
         return cls(headings, np.asarray(arrays["coef"], dtype=np.float32),
                    np.asarray(arrays["intercept"], dtype=np.float32), info, text,
-                   float(manifest.get("text_weight") or TEXT_WEIGHT))
+                   TEXT_WEIGHT if manifest.get("text_weight") is None else float(manifest["text_weight"]))
 
 
 def heading_columns(headings: np.ndarray, codes: Sequence[str]) -> np.ndarray:

@@ -5,6 +5,7 @@ classifier."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -102,6 +103,8 @@ def test_text_part_roundtrip(text_heads, tmp_path):
     E = _BagEncoder().encode(q)
     assert back.text is not None and back.text_weight == text_heads.text_weight
     assert np.allclose(back.proba(E, q), text_heads.proba(E, q), atol=1e-6)
+    muted = HeadingClassifier.load(dataclasses.replace(text_heads, text_weight=0.0).save(tmp_path / "m"))
+    assert muted.text_weight == 0.0  # a weight of 0 is kept, not taken for "missing"
 
 
 def test_save_load_roundtrip_refuses_tampering(heads, tmp_path):
