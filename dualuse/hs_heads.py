@@ -150,13 +150,11 @@ class TextHeads:
 
     @staticmethod
     def weigh(counts: sp.csr_matrix, cols: np.ndarray, idf: np.ndarray) -> sp.csr_matrix:
-        """Columns ``cols`` of ``counts``, sublinear tf × ``idf``, rows L2-normalised."""
-        x = counts[:, cols].tocsr().astype(np.float32)
-        x.data = 1.0 + np.log(x.data)
-        x = x @ sp.diags(idf)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ x, dtype=np.float32)
+        """Columns ``cols`` of ``counts``, sublinear tf × ``idf``, rows L2-normalised (the same weighting
+        as the retrieval index, :func:`dualuse.hs_suggest.sublinear_tfidf`)."""
+        from .hs_suggest import sublinear_tfidf
+
+        return sublinear_tfidf(counts[:, cols], idf)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """(n, n_headings) decision values of ``texts``."""

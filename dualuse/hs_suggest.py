@@ -324,13 +324,7 @@ class HSSuggester(BaseEstimator):
         return self
 
     def _weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        x = counts.tocsr().astype(np.float32)
-        x.data = 1.0 + np.log(x.data)
-        x = x @ sp.diags(self.idf_)
-        x.eliminate_zeros()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ x, dtype=np.float32)
+        return sublinear_tfidf(counts, self.idf_)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows of ``texts`` (the query side of the index)."""
@@ -565,6 +559,18 @@ class HSSuggester(BaseEstimator):
         self.chapters_ = np.unique([c[:2] for c in self.codes_])
         doc_codes = self.codes_[self.doc_code_]
         self.centroids_ = sp.vstack([_centroids(self.docs_, doc_codes, 2), _centroids(self.docs_, doc_codes, 4)]).tocsr()
+
+
+def sublinear_tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    """Rows of n-gram ``counts`` as (1 + log tf) × ``idf``, L2-normalised (float32; an idf of 0 drops
+    the n-gram)."""
+    x = counts.tocsr().astype(np.float32)
+    x.data = 1.0 + np.log(x.data)
+    x = x @ sp.diags(idf)
+    x.eliminate_zeros()
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ x, dtype=np.float32)
 
 
 def _centroids(docs: sp.csr_matrix, doc_codes: np.ndarray, n_digits: int) -> sp.csr_matrix:
