@@ -485,7 +485,9 @@ def _notes(res: dict[str, Any]) -> list[str]:
         "- ECE (15 bins, top label) is shown for systems with probabilities: dualuse's calibrated confidence, the logistic "
         "regressions' `predict_proba` (uncalibrated), zero-shot's softmax of similarities over a fitted temperature.",
         "- dualuse rows are the whole screener (model + rules fallback below p = 0.5 + rules override), scored through "
-        "`Screener.predict`, which returns `Prediction` objects; the others return a label and a probability.",
+        "`Screener.predict`, which returns `Prediction` objects; the others return a label and a probability. The "
+        "shipped `dualuse-fast` / `dualuse-accurate` rows load the models with `dualuse.load`, so with the heading prior "
+        "(`dualuse/heading_prior.py`); the `-retrained` rows are the model and rules alone.",
     ]
     return out
 

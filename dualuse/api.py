@@ -12,6 +12,8 @@ from .predict import Screener
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .heading_prior import HeadingPrior
+
 __all__ = ["load", "score_frame", "default_model_path"]
 
 logger = logging.getLogger(__name__)
@@ -44,10 +46,15 @@ def default_model_path() -> Path | None:
     return shipped if (shipped / "manifest.json").is_file() else None
 
 
-def load(path: str | os.PathLike[str] | None = None, *, rules_only: bool = False, **options: float) -> Screener:
+def load(path: str | os.PathLike[str] | None = None, *, rules_only: bool = False, heading_prior: bool = True,
+         **options: float) -> Screener:
     """The screener to use: the trained model at ``path`` (a folder, or the name of a shipped model:
     ``"default"`` or ``"accurate"``; default: :func:`default_model_path`) with
     the rules as fallback, or the rules alone with ``rules_only=True`` or when no model is shipped.
+
+    With a model and ``heading_prior`` (default), the shipped heading classifier's n-gram part
+    (``models/hs_heads``) adds the evidence of the HS heading each text reads as
+    (:class:`dualuse.heading_prior.HeadingPrior`); without that folder the model is used alone, with a warning.
 
     ``options`` (``abstain_threshold``, ``mismatch_threshold``, ``hs_odds``) go to :class:`Screener`.
     """
@@ -60,7 +67,20 @@ def load(path: str | os.PathLike[str] | None = None, *, rules_only: bool = False
     from .persistence import load_model
 
     model, info = load_model(model_path)
-    return Screener(model=model, model_info=info, **options)  # type: ignore[arg-type]
+    prior = _shipped_prior() if heading_prior else None
+    return Screener(model=model, model_info=info, heading_prior=prior, **options)  # type: ignore[arg-type]
+
+
+def _shipped_prior() -> "HeadingPrior | None":
+    from .heading_prior import HeadingPrior
+    from .hs_heads import SHIPPED_HEADS
+    from .taxonomy import load_taxonomy
+
+    if not (SHIPPED_HEADS / "manifest.json").is_file():
+        logger.warning("no heading classifier at %s (make hs-heads): the model decides without the heading prior",
+                       SHIPPED_HEADS)
+        return None
+    return HeadingPrior.load(load_taxonomy())
 
 
 def score_frame(

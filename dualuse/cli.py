@@ -98,6 +98,9 @@ def _model_options() -> argparse.ArgumentParser:
                        help="model folder, or a shipped model's name: 'default' (static encoder, fast) or 'accurate' "
                             "(MiniLM, ~20x slower on new lines) (default: $DUALUSE_MODEL, else models/default)")
     group.add_argument("--rules-only", action="store_true", help="use the rules alone, no trained model")
+    opts.add_argument("--no-heading-prior", dest="heading_prior", action="store_false",
+                      help="do not multiply the model's probabilities by the evidence of the HS heading the text "
+                           "reads as (models/hs_heads; on by default)")
     return opts
 
 
@@ -214,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _screener(args: argparse.Namespace) -> Screener:
     from .api import load
 
-    screener = load(args.model, rules_only=args.rules_only)
+    screener = load(args.model, rules_only=args.rules_only, heading_prior=getattr(args, "heading_prior", True))
     logger.info("screener: %s", screener.describe())
     return screener
 
@@ -247,7 +250,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
             progress=False if args.quiet else (True if args.verbose else None),
             strict=args.strict, rejects=args.rejects, resume=args.resume,
             dedup=DEFAULT_DEDUP if args.dedup is None else args.dedup, cache_dir=args.cache, jobs=args.jobs,
-            spec=ModelSpec(args.model, args.rules_only, suggest_hs=suggest), dask_client=client,
+            spec=ModelSpec(args.model, args.rules_only, suggest_hs=suggest,
+                           heading_prior=getattr(args, "heading_prior", True)), dask_client=client,
         )
     finally:
         if client is not None:

@@ -88,6 +88,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +157,15 @@ class TextHeads:
 
         return sublinear_tfidf(counts[:, cols], idf)
 
+    @cached_property
+    def _coef_t(self) -> sp.csr_matrix:
+        # (n_columns, n_headings) in CSR once, instead of a CSC transpose converted on every call (~20 %)
+        return self.coef.T.tocsr()
+
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """(n, n_headings) decision values of ``texts``."""
         x = self.weigh(self.counts(texts), self.cols, self.idf)
-        return np.asarray((x @ self.coef.T).toarray() + self.intercept, dtype=np.float32)
+        return np.asarray((x @ self._coef_t).toarray() + self.intercept, dtype=np.float32)
 
     @classmethod
     def fit(cls, texts: Sequence[str], headings: Sequence[str], classes: np.ndarray, *, alpha: float = TEXT_ALPHA,

@@ -31,11 +31,12 @@ class ModelSpec:
     rules_only: bool = False
     cache_dir: str | None = None
     suggest_hs: bool = False
+    heading_prior: bool = True
 
     def load(self) -> Screener:
         from . import api
 
-        screener = api.load(self.path, rules_only=self.rules_only)
+        screener = api.load(self.path, rules_only=self.rules_only, heading_prior=self.heading_prior)
         screener.suggest_hs = self.suggest_hs
         if self.cache_dir:
             from .embcache import with_embedding_cache

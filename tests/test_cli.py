@@ -39,8 +39,8 @@ def loads(monkeypatch, rules_screener) -> list[tuple[object, bool]]:
     the arguments the CLI passes to ``dualuse.load`` are recorded."""
     calls: list[tuple[object, bool]] = []
 
-    def load(path=None, *, rules_only=False, **options):
-        calls.append((path, rules_only))
+    def load(path=None, *, rules_only=False, heading_prior=True, **options):
+        calls.append((path, rules_only) if heading_prior else (path, rules_only, "no heading prior"))
         return rules_screener
 
     monkeypatch.setattr("dualuse.api.load", load)
@@ -295,7 +295,8 @@ def test_classify_explains(capsys):
 def test_model_options_reach_load(capsys, loads):
     assert run(capsys, "classify", "TEA", "--rules-only")[0] == 0
     assert run(capsys, "classify", "TEA", "--model", "some/folder")[0] == 0
-    assert loads == [(None, True), ("some/folder", False)]
+    assert run(capsys, "classify", "TEA", "--no-heading-prior")[0] == 0
+    assert loads == [(None, True), ("some/folder", False), (None, False, "no heading prior")]
 
 
 def test_classify_with_a_fresh_rules_screener(capsys, monkeypatch):

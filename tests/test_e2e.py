@@ -102,6 +102,20 @@ def test_static_encoder_is_deterministic_and_fast_path(repo):
     assert np.all(np.isfinite(a))
 
 
+def test_static_encoder_equals_the_sentence_transformers_reference(repo):
+    import torch
+
+    from dualuse.encoders import StaticEncoder
+
+    enc = StaticEncoder(repo / "models" / "static")
+    texts = ["QUADCOPTER DRONE 4K", "ПОДШИПНИК ШАРИКОВЫЙ SKF 6205", "无人机 履带式", "STM32F103C8T6 LQFP48"]
+    ref = enc.as_sentence_transformers()  # StaticEmbedding: an EmbeddingBag mean over the token ids
+    with torch.no_grad():
+        want = ref(ref.preprocess(texts))["sentence_embedding"].numpy()
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    assert np.allclose(enc.encode(texts, batch_size=3), want, atol=1e-5)
+
+
 def test_minilm_loads_offline_from_the_pypi_package():
     from dualuse.encoders import MiniLMEncoder
 

@@ -1,0 +1,171 @@
+"""Category evidence from the HS heading a text reads as: the heading classifier's n-gram part.
+
+The category model learns 23 categories; the heading classifier (:mod:`dualuse.hs_heads`) learns the
+1,228 HS 2022 headings from the nomenclature and the catalog of marketplace titles. What a heading is
+decides a lot of what a line is and is not: "FOAM GLIDER PLANE TOY HAND LAUNCH 48CM" reads as heading
+9503 (toys), "IC TEXAS INSTRUMENTS TPS54331DR SOIC-8" as 8542 (integrated circuits), whatever the
+category model made of their words. :class:`HeadingPrior` turns the heading probabilities into
+category probabilities through the taxonomy and multiplies them into the model's (a product of
+experts)::
+
+    q(category)  = sum over headings h of softmax(sharpness × logits(text))[h] × share(h, category)
+    p'(category) ∝ p_model(category) × q(category) ** weight
+
+``share(h, c)`` is the share of the heading's HS 2022 subheadings that the taxonomy maps to ``c``
+(e.g. 8471: ``computers`` for all its subheadings; 8541: part ``electronic_components``, part ``none``).
+A category with no HS prefix (``body_armour``: vests are declared as garments, plates as plastics or
+steel) cannot be told from ordinary goods by its heading, so it gets the evidence of ``none``.
+Only the n-gram part of the heading classifier is used (no MiniLM), so the fast model stays fast; the
+screener applies the prior to the model's probabilities, never to the rules'.
+
+``sharpness`` (5) and ``weight`` (0.2) were chosen on the two dev sets (the held-out curated lines and
+the held-out catalog fifth; the real-world sets only confirmed), with the fast model through the whole
+screener (rules fallback and override included):
+
+=====================  ===============  ================  =======================  ====================
+sharpness / weight     curated mF1      curated FPR none  catalog FPR none / acc   HSCodeComp FPR none
+=====================  ===============  ================  =======================  ====================
+no prior (limit on)    0.922            3.4 %             3.0 % / 0.963            5.7 %
+5 / 0.2 (shipped)      0.936            2.3 %             1.4 % / 0.980            4.1 %
+3 / 0.2                0.927            2.3 %             1.9 % / 0.974            5.4 %
+8 / 0.2                0.927            2.9 %             1.2 % / 0.983            3.8 %
+5 / 0.1                0.925            3.4 %             2.2 % / 0.972            5.6 %
+5 / 0.3                0.926            2.9 %             1.1 % / 0.983            3.9 %
+5 / 0.4                0.923            4.0 %             1.0 % / 0.985            3.4 %
+=====================  ===============  ================  =======================  ====================
+
+All rows have the rules override stop at a model that gives ``none`` ≥ 0.99
+(``Screener.override_max_none_p``). Mixing linearly instead of multiplying (``(1 - w) p + w q``) was worse at every setting tried (curated
+macro-F1 ≤ 0.919 for the same catalog gain). The prior costs about as much time per new line as the
+rest of the fast model (see ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+from .hs_heads import SHIPPED_HEADS, HeadingClassifier, TextHeads
+from .taxonomy import Taxonomy
+
+__all__ = ["HEADING_PRIOR_SHARPNESS", "HEADING_PRIOR_WEIGHT", "HeadingPrior"]
+
+logger = logging.getLogger(__name__)
+
+HEADING_PRIOR_SHARPNESS = 5.0
+"""Factor on the n-gram part's logits before the softmax over headings (its raw logits are one-vs-rest
+decision values, far flatter than probabilities)."""
+HEADING_PRIOR_WEIGHT = 0.2
+"""Exponent of the heading evidence in the product with the model's probabilities."""
+
+
+@dataclass(frozen=True, eq=False)
+class HeadingPrior:
+    """The heading classifier's n-gram part as category evidence (see the module docstring).
+
+    Attributes:
+        text: the n-gram part (:class:`dualuse.hs_heads.TextHeads`).
+        headings: its 4-digit headings, in the order of its rows.
+        shares: (n_headings, n_labels) share of each heading's subheadings per category (categories
+            without HS prefixes: the share of ``none``).
+        labels: the category ids of the columns of ``shares`` (a taxonomy's ``ids``).
+        sharpness: factor on the logits before the softmax over headings.
+        weight: exponent of the heading evidence (0: the prior changes nothing).
+        unmapped: the categories without HS prefixes (their column repeats ``none``'s).
+    """
+
+    text: TextHeads
+    headings: np.ndarray
+    shares: np.ndarray
+    labels: tuple[str, ...]
+    sharpness: float = HEADING_PRIOR_SHARPNESS
+    weight: float = HEADING_PRIOR_WEIGHT
+    unmapped: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.shares.shape != (len(self.headings), len(self.labels)):
+            raise InvalidArgumentError(
+                f"expected shares of shape ({len(self.headings)}, {len(self.labels)}) (headings × labels), "
+                f"got {self.shares.shape}")
+        if not (self.sharpness > 0 and self.weight >= 0):
+            raise InvalidArgumentError(
+                f"expected sharpness > 0 and weight >= 0, got sharpness={self.sharpness}, weight={self.weight}")
+
+    @classmethod
+    def from_heads(cls, heads: HeadingClassifier, taxonomy: Taxonomy, *, sharpness: float = HEADING_PRIOR_SHARPNESS,
+                   weight: float = HEADING_PRIOR_WEIGHT) -> "HeadingPrior":
+        """The prior of a heading classifier with a text part, mapped through ``taxonomy``'s HS prefixes."""
+        if heads.text is None:
+            raise InvalidArgumentError(
+                "the heading prior needs a heading classifier with an n-gram text part; "
+                "rebuild it with `make hs-heads`")
+        from .hs_suggest import _hs2022_rows
+
+        labels = tuple(taxonomy.ids)
+        col = {c: j for j, c in enumerate(labels)}
+        row = {str(h): i for i, h in enumerate(heads.headings)}
+        shares = np.zeros((len(heads.headings), len(labels)), dtype=np.float32)
+        for r in _hs2022_rows():
+            code = r["hscode"]
+            if len(code) == 6 and code[:4] in row:
+                cat = taxonomy.category_for_hs(code)
+                shares[row[code[:4]], col[str(cat) if cat is not None else "none"]] += 1
+        empty = shares.sum(axis=1) == 0
+        shares[empty, col["none"]] = 1  # a heading without subheadings in HS 2022: counts as ordinary
+        shares /= shares.sum(axis=1, keepdims=True)
+        unmapped = tuple(c for c in labels if c != "none" and not taxonomy[c].hs_prefixes)
+        for c in unmapped:  # no heading identifies these: a heading is as (in)compatible with them as with none
+            shares[:, col[c]] = shares[:, col["none"]]
+        return cls(heads.text, np.asarray(heads.headings), shares, labels, float(sharpness), float(weight), unmapped)
+
+    @classmethod
+    def load(cls, taxonomy: Taxonomy, folder: str | Path = SHIPPED_HEADS, **params: float) -> "HeadingPrior":
+        """The prior of the heading classifier saved in ``folder`` (default: the shipped ``models/hs_heads``)."""
+        return cls.from_heads(HeadingClassifier.load(folder), taxonomy, **params)
+
+    def heading_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, n_headings) probabilities of the headings under the sharpened n-gram part."""
+        z = self.sharpness * self.text.logits(texts)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        return z / z.sum(axis=1, keepdims=True)
+
+    def combine(self, proba: np.ndarray, texts: Sequence[str], *, batch_size: int = 2048
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``proba`` (n, n_labels; columns :attr:`labels`) times the heading evidence, renormalised, and
+        per text the index of the heading it reads as best and that heading's probability (for
+        :meth:`describe`). Texts are read ``batch_size`` at a time (memory: batch × headings floats)."""
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.shape != (len(texts), len(self.labels)):
+            raise InvalidArgumentError(
+                f"expected probabilities of shape ({len(texts)}, {len(self.labels)}), got {proba.shape}")
+        shares = self.shares.astype(np.float32)
+        out = np.empty_like(proba)
+        best = np.zeros(len(texts), dtype=np.int64)
+        best_p = np.zeros(len(texts), dtype=np.float32)
+        for s in range(0, len(texts), batch_size):
+            heads = self.heading_proba(texts[s : s + batch_size])
+            best[s : s + len(heads)] = heads.argmax(axis=1)
+            best_p[s : s + len(heads)] = heads[np.arange(len(heads)), best[s : s + len(heads)]]
+            q = (heads @ shares).astype(np.float64)
+            logp = np.log(np.clip(proba[s : s + len(heads)], 1e-12, None)) + self.weight * np.log(np.clip(q, 1e-12, None))
+            logp -= logp.max(axis=1, keepdims=True)
+            e = np.exp(logp)
+            out[s : s + len(heads)] = e / e.sum(axis=1, keepdims=True)
+        return out, best, best_p
+
+    def describe(self, heading: int, p: float) -> str:
+        """One line of evidence: the heading (row ``heading``) the text reads as with probability ``p``,
+        and the category it points to."""
+        from .hs import hs_description
+
+        h = str(self.headings[heading])
+        title = (hs_description(h) or "").split(";")[0]
+        title = title if len(title) <= 60 else title[:59].rstrip(" ,(") + "…"
+        row = np.where(np.isin(self.labels, self.unmapped), -1.0, self.shares[heading])
+        return f"reads as HS heading {h} ({title}) p={p:.2f} -> {self.labels[int(np.argmax(row))]}"
