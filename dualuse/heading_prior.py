@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -167,5 +168,9 @@ class HeadingPrior:
         h = str(self.headings[heading])
         title = (hs_description(h) or "").split(";")[0]
         title = title if len(title) <= 60 else title[:59].rstrip(" ,(") + "…"
-        row = np.where(np.isin(self.labels, self.unmapped), -1.0, self.shares[heading])
-        return f"reads as HS heading {h} ({title}) p={p:.2f} -> {self.labels[int(np.argmax(row))]}"
+        return f"reads as HS heading {h} ({title}) p={p:.2f} -> {self.labels[int(self._points_to[heading])]}"
+
+    @cached_property
+    def _points_to(self) -> np.ndarray:
+        """Per heading, the column of the category most of its subheadings map to (never an unmapped one)."""
+        return np.where(np.isin(self.labels, self.unmapped), -1.0, self.shares).argmax(axis=1)
