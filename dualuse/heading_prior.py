@@ -42,7 +42,6 @@ rest of the fast model (see ``benchmarks/README.md``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -55,8 +54,6 @@ from .hs_heads import SHIPPED_HEADS, HeadingClassifier, TextHeads
 from .taxonomy import Taxonomy
 
 __all__ = ["HEADING_PRIOR_SHARPNESS", "HEADING_PRIOR_WEIGHT", "HeadingPrior"]
-
-logger = logging.getLogger(__name__)
 
 HEADING_PRIOR_SHARPNESS = 5.0
 """Factor on the n-gram part's logits before the softmax over headings (its raw logits are one-vs-rest
@@ -105,17 +102,16 @@ class HeadingPrior:
             raise InvalidArgumentError(
                 "the heading prior needs a heading classifier with an n-gram text part; "
                 "rebuild it with `make hs-heads`")
-        from .hs_suggest import _hs2022_rows
+        from .hs import _nomenclature
 
         labels = tuple(taxonomy.ids)
         col = {c: j for j, c in enumerate(labels)}
-        row = {str(h): i for i, h in enumerate(heads.headings)}
+        codes = [c for c in _nomenclature() if len(c) == 6]  # the HS 2022 subheadings
+        rows = heads.columns_for(codes)
+        cats = [col[str(c) if (c := taxonomy.category_for_hs(code)) is not None else "none"] for code in codes]
         shares = np.zeros((len(heads.headings), len(labels)), dtype=np.float32)
-        for r in _hs2022_rows():
-            code = r["hscode"]
-            if len(code) == 6 and code[:4] in row:
-                cat = taxonomy.category_for_hs(code)
-                shares[row[code[:4]], col[str(cat) if cat is not None else "none"]] += 1
+        known = rows >= 0
+        np.add.at(shares, (rows[known], np.asarray(cats)[known]), 1)
         empty = shares.sum(axis=1) == 0
         shares[empty, col["none"]] = 1  # a heading without subheadings in HS 2022: counts as ordinary
         shares /= shares.sum(axis=1, keepdims=True)

@@ -212,10 +212,11 @@ class Screener:
                 assert order is not None
                 aligned = np.where(order >= 0, raw[:, np.clip(order, 0, None)], 0.0)
                 model_text[nonempty] = aligned / aligned.sum(axis=1, keepdims=True)
-                model_own = model_text.copy()
+                model_own = model_text
                 if self.heading_prior is not None and self.heading_prior.weight:
+                    model_text = model_own.copy()  # model_own keeps the model's own probabilities
                     model_text[nonempty], best, best_p = self.heading_prior.combine(
-                        model_text[nonempty], [texts[i] for i in nonempty])
+                        model_own[nonempty], [texts[i] for i in nonempty])
                     prior_heads = dict(zip(nonempty, zip(best.tolist(), best_p.tolist())))
         labels = self._labels
         decided = []
