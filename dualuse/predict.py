@@ -90,7 +90,7 @@ class Screener:
         hs_odds: float = 2.0,
         rules_override: float | None = 0.6,
         override_min_model_p: float = 0.0,
-        override_max_none_p: float = 0.99,
+        override_max_none_p: float = 0.97,
         model_info: str = "",
         hs_check: bool = True,
         suggest_hs: bool = False,
@@ -364,12 +364,13 @@ class Screener:
         screening tool must not lose that line, so the default is 0 (off); raising ``rules_override``
         to 0.75 instead costs 1.4 points of curated macro-F1 (turbine blades, detonators).
 
-        A model (with the heading prior) that gives ``none`` ``override_max_none_p`` (0.99) or more keeps
+        A model (with the heading prior) that gives ``none`` ``override_max_none_p`` (0.97) or more keeps
         it: the word the rules read is then part of an ordinary product (a "braided" watch strap, a
         heated vest "with battery", engine parts "for heavy trucks"). Chosen on the dev sets with
-        the fast model: of the overrides, 0.99 blocks 3 of 5 wrong and none of 24 right ones on the
-        held-out curated lines and 103 of 144 wrong and 1 of 10 right ones on the held-out catalog; 0.98
-        already blocks 2 right curated ones."""
+        the fast model as the lowest limit (in steps of 0.01) that blocks no right override: of the
+        overrides, 0.97 blocks 3 of 3 wrong and none of 18 right ones on the held-out curated lines and
+        108 of 150 wrong and none of 10 right ones on the held-out catalog; 0.96 already blocks a right
+        curated one (0.99 blocks 97 wrong catalog ones)."""
         if self.rules_override is None:
             return False
         none_i = self._labels.index("none")

@@ -100,6 +100,10 @@ def test_near_certain_model_keeps_none_against_a_rules_cue(taxonomy):
     assert p.category == "aramid_fibre" and "rules_override" in p.flags
     p = Screener(model=_FixedModel(taxonomy.ids, {"none": 0.9, "aramid_fibre": 0.1})).predict_one(line)
     assert p.category == "aramid_fibre" and "rules_override" in p.flags
+    # the limit (0.97) is inclusive: at it the model keeps none, just below it the cue wins
+    at = Screener(model=_FixedModel(taxonomy.ids, {"none": 0.97, "aramid_fibre": 0.03})).predict_one(line)
+    below = Screener(model=_FixedModel(taxonomy.ids, {"none": 0.96, "aramid_fibre": 0.04})).predict_one(line)
+    assert (at.category, below.category) == ("none", "aramid_fibre")
 
 
 @pytest.mark.e2e
@@ -115,7 +119,7 @@ def test_load_attaches_the_shipped_prior():
     p = s.predict_one("DJI MAVIC 3 QUADCOPTER WITH RC")
     assert p.category == "uav" and any(e.startswith("reads as HS heading 8806") for e in p.evidence)
     # the README's example: the model alone says none, the heading (8542) makes it a chip
-    ic = "IC TEXAS INSTRUMENTS TPS54331DR SOIC-8 2500 PCS"
+    ic = "ПРОЦЕССОРЫ AMD RYZEN 9 7950X BOX 30 ШТ"
     assert dualuse.load(heading_prior=False).predict_one(ic).category == "none"
     p = s.predict_one(ic)
     assert p.category == "integrated_circuits" and "heading_prior" in p.flags
