@@ -51,6 +51,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from .errors import InvalidArgumentError
 from .hs_heads import SHIPPED_HEADS, HeadingClassifier, TextHeads
@@ -130,10 +131,7 @@ class HeadingPrior:
 
     def heading_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, n_headings) probabilities of the headings under the sharpened n-gram part."""
-        z = self.sharpness * self.text.logits(texts)
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(self.sharpness * self.text.logits(texts), axis=1)
 
     def combine(self, proba: np.ndarray, texts: Sequence[str], *, batch_size: int = 2048
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,12 +149,10 @@ class HeadingPrior:
         for s in range(0, len(texts), batch_size):
             heads = self.heading_proba(texts[s : s + batch_size])
             best[s : s + len(heads)] = heads.argmax(axis=1)
-            best_p[s : s + len(heads)] = heads[np.arange(len(heads)), best[s : s + len(heads)]]
+            best_p[s : s + len(heads)] = heads.max(axis=1)
             q = (heads @ shares).astype(np.float64)
             logp = np.log(np.clip(proba[s : s + len(heads)], 1e-12, None)) + self.weight * np.log(np.clip(q, 1e-12, None))
-            logp -= logp.max(axis=1, keepdims=True)
-            e = np.exp(logp)
-            out[s : s + len(heads)] = e / e.sum(axis=1, keepdims=True)
+            out[s : s + len(heads)] = softmax(logp, axis=1)
         return out, best, best_p
 
     def describe(self, heading: int, p: float) -> str:
