@@ -54,7 +54,8 @@ def load(path: str | os.PathLike[str] | None = None, *, rules_only: bool = False
 
     With a model and ``heading_prior`` (default), the shipped heading classifier's n-gram part
     (``models/hs_heads``) adds the evidence of the HS heading each text reads as
-    (:class:`dualuse.heading_prior.HeadingPrior`); without that folder the model is used alone, with a warning.
+    (:class:`dualuse.heading_prior.HeadingPrior`), with its MiniLM part too when the model encodes with
+    MiniLM (``accurate``); without that folder the model is used alone, with a warning.
 
     ``options`` (``abstain_threshold``, ``mismatch_threshold``, ``hs_odds``) go to :class:`Screener`.
     """
@@ -67,20 +68,24 @@ def load(path: str | os.PathLike[str] | None = None, *, rules_only: bool = False
     from .persistence import load_model
 
     model, info = load_model(model_path)
-    prior = _shipped_prior() if heading_prior else None
+    prior = _shipped_prior(getattr(model, "encoder", None)) if heading_prior else None
     return Screener(model=model, model_info=info, heading_prior=prior, **options)  # type: ignore[arg-type]
 
 
-def _shipped_prior() -> "HeadingPrior | None":
+def _shipped_prior(model_encoder: str | None) -> "HeadingPrior | None":
+    """The shipped heading classifier as a prior: its n-gram part, and its embedding part too when the
+    model runs the classifier's encoder (the accurate model: MiniLM), whose embeddings it then reuses."""
     from .heading_prior import HeadingPrior
-    from .hs_heads import SHIPPED_HEADS
+    from .hs_heads import SHIPPED_HEADS, HeadingClassifier
     from .taxonomy import load_taxonomy
 
     if not (SHIPPED_HEADS / "manifest.json").is_file():
         logger.warning("no heading classifier at %s (make hs-heads): the model decides without the heading prior",
                        SHIPPED_HEADS)
         return None
-    return HeadingPrior.load(load_taxonomy())
+    heads = HeadingClassifier.load(SHIPPED_HEADS)
+    return HeadingPrior.from_heads(heads, load_taxonomy(),
+                                   embeddings=model_encoder is not None and model_encoder == heads.info.get("encoder"))
 
 
 def score_frame(

@@ -7,9 +7,12 @@ so each chunk costs as much as its distinct lines.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -306,6 +309,37 @@ class _Pipeline:
         self.queue.clear()
 
 
+class _Interrupts:
+    """Ctrl-C that is never lost. Python raises ``KeyboardInterrupt`` wherever the main thread is when the
+    signal arrives; inside a finaliser run by the garbage collector it is printed as "Exception ignored"
+    and the run goes on. While active (main thread, default SIGINT handler only), the handler also
+    records the signal, and :meth:`check` raises it again at the next chunk boundary."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator["_Interrupts"]:
+        if threading.current_thread() is not threading.main_thread() or \
+                signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield self
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            self.seen = True
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def check(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+
 def score_file(
     input: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -403,22 +437,28 @@ def score_file(
                 summary.restore(out.state["summary"])
             bar = _Progress(progress, reader.total)
             done = skip
-            try:
-                for k, (chunk, bad) in enumerate(reader):
-                    if summary.text_col is None and chunk.shape[1]:
-                        summary.text_col, summary.hs_col = resolve_columns(chunk.columns, text_col, hs_col)
-                        logger.info("text column %r, HS column %r", summary.text_col, summary.hs_col)
-                    if k < skip:
-                        continue
-                    for done_chunk, done_bad, scored in pipeline.push(chunk, bad, summary.text_col, summary.hs_col):
+            interrupts = _Interrupts()
+            with interrupts.active():
+                try:
+                    for k, (chunk, bad) in enumerate(reader):
+                        if summary.text_col is None and chunk.shape[1]:
+                            summary.text_col, summary.hs_col = resolve_columns(chunk.columns, text_col, hs_col)
+                            logger.info("text column %r, HS column %r", summary.text_col, summary.hs_col)
+                        if k < skip:
+                            continue
+                        for done_chunk, done_bad, scored in pipeline.push(chunk, bad, summary.text_col,
+                                                                          summary.hs_col):
+                            interrupts.check()
+                            done += 1
+                            _emit(out, rej, summary, bar, reader, done, done_chunk, done_bad, scored)
+                    for done_chunk, done_bad, scored in pipeline.drain():
+                        interrupts.check()
                         done += 1
                         _emit(out, rej, summary, bar, reader, done, done_chunk, done_bad, scored)
-                for done_chunk, done_bad, scored in pipeline.drain():
-                    done += 1
-                    _emit(out, rej, summary, bar, reader, done, done_chunk, done_bad, scored)
-            finally:
-                pipeline.cancel()
-                bar.close()
+                    interrupts.check()
+                finally:
+                    pipeline.cancel()
+                    bar.close()
             if summary.text_col is None and not summary.rejected:
                 raise FileFormatError(f"{input if str(input) != '-' else '<stdin>'}: the input is empty (no columns)")
             if summary.rows == 0 and summary.rejected:

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from .encoders import Encoder
+from .errors import InvalidArgumentError
 from .rules import RulesClassifier
 from .text import normalize
 
@@ -67,10 +68,23 @@ class FeatureBuilder:
             out.append(f"rules:{len(self.rules.labels)}")
         return out
 
-    def transform(self, texts: Sequence[str], *, show_progress_bar: bool | None = None) -> sp.csr_matrix:
+    def embed(self, texts: Sequence[str], *, show_progress_bar: bool | None = None) -> np.ndarray:
+        """The embedding block before scaling: the encoder's vectors of ``texts`` (needs an encoder)."""
+        if self.encoder is None:
+            raise ValueError("this feature builder has no embedding block")
+        return np.asarray(self.encoder.encode(list(texts), show_progress_bar=show_progress_bar), dtype=np.float32)
+
+    def transform(self, texts: Sequence[str], *, show_progress_bar: bool | None = None,
+                  embeddings: np.ndarray | None = None) -> sp.csr_matrix:
+        """The feature matrix of ``texts``; ``embeddings`` (the encoder's output for ``texts``, e.g. from
+        an earlier :meth:`embed`) are used instead of encoding again."""
         parts: list[sp.spmatrix] = []
         if self.encoder is not None:
-            emb = self.encoder.encode(list(texts), show_progress_bar=show_progress_bar)
+            emb = self.embed(texts, show_progress_bar=show_progress_bar) if embeddings is None else embeddings
+            if np.shape(emb) != (len(texts), self.encoder.dim):
+                raise InvalidArgumentError(
+                    f"expected embeddings of shape ({len(texts)}, {self.encoder.dim}) for {len(texts)} texts, got "
+                    f"{np.shape(emb)}; pass the encoder's output for the same texts (DualUseClassifier.embed)")
             parts.append(sp.csr_matrix(np.asarray(emb, dtype=np.float32) * self.embedding_scale))
         if self._hasher is not None:
             parts.append(self._hasher.transform(texts))

@@ -15,8 +15,10 @@ experts)::
 (e.g. 8471: ``computers`` for all its subheadings; 8541: part ``electronic_components``, part ``none``).
 A category with no HS prefix (``body_armour``: vests are declared as garments, plates as plastics or
 steel) cannot be told from ordinary goods by its heading, so it gets the evidence of ``none``.
-Only the n-gram part of the heading classifier is used (no MiniLM), so the fast model stays fast; the
-screener applies the prior to the model's probabilities, never to the rules'.
+For the fast model only the n-gram part of the heading classifier is used (no MiniLM), so it stays
+fast. A model that encodes with the classifier's own encoder (``accurate``: MiniLM) hands its embeddings
+to the prior, which then also reads the classifier's embedding part at no extra encoding cost (see
+*Embedding part* below). The screener applies the prior to the model's probabilities, never to the rules'.
 
 ``sharpness`` (5) and ``weight`` (0.2) were chosen on the two dev sets (the held-out curated lines and
 the held-out catalog fifth; the real-world sets only confirmed), with the fast model through the whole
@@ -41,6 +43,46 @@ catalog batches 5 and 6 (same limit; curated macro-F1): 5 / 0.2 0.939, 5 / 0.15 
 ``Screener._rules_override``). Mixing linearly instead of multiplying (``(1 - w) p + w q``) was worse at every setting tried (curated
 macro-F1 ≤ 0.919 for the same catalog gain). The prior costs about as much time per new line as the
 rest of the fast model (see ``benchmarks/README.md``).
+
+**Embedding part (2026-12-08, accurate model).** With the embeddings, the heading logits are
+``sharpness × (text logits + embedding_weight × log softmax(E @ coef.T + intercept))``: the heading
+classifier as :mod:`dualuse.hs_heads` fuses it, with the embedding part weighted
+``embedding_weight``. Chosen on the same two dev sets with the accurate model through the whole screener
+(limit 0.97), curated macro-F1 / FPR on its ``none`` lines, catalog FPR ``none`` / risk recall /
+accuracy (of 5,016 ``none`` and 927 risk lines); the real-world sets were scored on their analysis half
+only (texts whose sha256 is even) and played no part in the choice:
+
+================================================  ===============  ==========================  ==================
+accurate model, prior                             curated          catalog                     real-world half A
+================================================  ===============  ==========================  ==================
+none                                              0.938, 5/175     146/5016, 822/927, 0.954    HSCodeComp 11/15 risk, 15/309 none flagged; ATLAS 5/16, 5/191
+n-gram part, 5 / 0.2 (before)                     0.950, 6/175     83/5016, 870/927, 0.973     11/15, 12/309; 5/16, 5/191
+n-gram part, 5 / 0.3                              0.942, 7/175     76/5016, 878/927, 0.975     11/15, 11/309; 5/16, 5/191
+n-gram part, 3 / 0.3                              0.950, 4/175     85/5016, 866/927, 0.972     11/15, 12/309; 5/16, 5/191
+both, embedding_weight 1, 2 / 0.3                 0.948, 8/175     76/5016, 878/927, 0.975     12/15, 14/309; 7/16, 5/191
+both, embedding_weight 1, 1 / 0.5                 0.946, 7/175     76/5016, 870/927, 0.974     12/15, 14/309; 7/16, 5/191
+both, embedding_weight 1, 3 / 1.0                 0.906, 16/175    90/5016, 890/927, 0.974     12/15, 21/309; 9/16, 4/191
+both, embedding_weight 0.5, 2.5 / 0.3             0.953, 7/175     77/5016, 874/927, 0.975     11/15, 13/309; 6/16, 5/191
+both, embedding_weight 0.75, 2 / 0.3 (shipped)    0.953, 7/175     78/5016, 875/927, 0.975     12/15, 14/309; 7/16, 5/191
+both, embedding_weight 0.75, 2 / 0.4              0.945, 11/175    73/5016, 880/927, 0.976     12/15, 14/309; 7/16, 5/191
+both, embedding_weight 0.75, 1.5 / 0.4            0.952, 7/175     77/5016, 875/927, 0.975     12/15, 14/309; 7/16, 5/191
+================================================  ===============  ==========================  ==================
+
+The shipped setting is in the middle of a plateau (27 settings of embedding_weight 0.5/0.75/1,
+sharpness 1.5/2/2.5, weight 0.25/0.3/0.4 gave curated macro-F1 0.938–0.953). Against the n-gram part
+alone it is as good or better on both dev sets: 5 fewer false alarms and 5 more risk lines found in the
+catalog, curated macro-F1 0.950 → 0.953 (one more curated ``none`` line flagged). Only after the choice
+the other real-world half (B) was scored: no change in recall (HSCodeComp 7/8, ATLAS 4/12) and one more
+false alarm on ATLAS (7 → 8 of 181). The fast model cannot use it: MiniLM would make it about 6× slower
+(``benchmarks/README.md``). Cost in the accurate model: the n-gram part and a (384 × 1,228) product
+per new line; 1,500 held-out lines took 21 s with the prior against 16 s without, MiniLM encoding each
+line once (:meth:`dualuse.model.DualUseClassifier.embed`).
+
+The fast model's counterpart was tried and dropped: a heading classifier fitted the same way on the
+static embeddings (logistic regression, C = 30, the 41,035 index documents), added to the n-gram part
+with factor 0.25, 0.5 or 1 at sharpness / weight 5 / 0.2, 3 / 0.2, 3 / 0.3 or 2 / 0.3, lowered held-out
+curated macro-F1 in all 12 settings (0.927–0.938 against 0.943) for at most 8 fewer false alarms in
+the catalog.
 """
 
 from __future__ import annotations
@@ -51,19 +93,26 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 
 from .errors import InvalidArgumentError
 from .hs_heads import SHIPPED_HEADS, HeadingClassifier, TextHeads
 from .taxonomy import Taxonomy
 
-__all__ = ["HEADING_PRIOR_SHARPNESS", "HEADING_PRIOR_WEIGHT", "HeadingPrior"]
+__all__ = ["HEADING_PRIOR_SHARPNESS", "HEADING_PRIOR_WEIGHT", "EMBEDDING_PRIOR_SHARPNESS", "EMBEDDING_PRIOR_WEIGHT",
+           "EMBEDDING_PART_WEIGHT", "HeadingPrior"]
 
 HEADING_PRIOR_SHARPNESS = 5.0
 """Factor on the n-gram part's logits before the softmax over headings (its raw logits are one-vs-rest
 decision values, far flatter than probabilities)."""
 HEADING_PRIOR_WEIGHT = 0.2
 """Exponent of the heading evidence in the product with the model's probabilities."""
+EMBEDDING_PRIOR_SHARPNESS = 2.0
+"""Sharpness when the prior also reads the embedding part (a model on the classifier's encoder, MiniLM)."""
+EMBEDDING_PRIOR_WEIGHT = 0.3
+"""Weight when the prior also reads the embedding part."""
+EMBEDDING_PART_WEIGHT = 0.75
+"""Factor on the embedding part's log-probabilities, added to the n-gram part's logits."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +128,9 @@ class HeadingPrior:
         sharpness: factor on the logits before the softmax over headings.
         weight: exponent of the heading evidence (0: the prior changes nothing).
         unmapped: the categories without HS prefixes (their column repeats ``none``'s).
+        coef, intercept: the embedding part (``None``: the prior reads the n-gram part only).
+        embedding_weight: factor on the embedding part's log-probabilities.
+        encoder: the name of the encoder whose embeddings the embedding part reads (``minilm``).
     """
 
     text: TextHeads
@@ -88,8 +140,18 @@ class HeadingPrior:
     sharpness: float = HEADING_PRIOR_SHARPNESS
     weight: float = HEADING_PRIOR_WEIGHT
     unmapped: tuple[str, ...] = ()
+    coef: np.ndarray | None = None
+    intercept: np.ndarray | None = None
+    embedding_weight: float = EMBEDDING_PART_WEIGHT
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.headings)
+        if self.coef is not None and (self.coef.ndim != 2 or self.coef.shape[0] != n
+                                      or self.intercept is None or self.intercept.shape != (n,)):
+            raise InvalidArgumentError(
+                f"expected an embedding part of {len(self.headings)} rows (one per heading) with an intercept, got "
+                f"coef of shape {self.coef.shape} and intercept {None if self.intercept is None else self.intercept.shape}")
         if self.shares.shape != (len(self.headings), len(self.labels)):
             raise InvalidArgumentError(
                 f"expected shares of shape ({len(self.headings)}, {len(self.labels)}) (headings × labels), "
@@ -98,10 +160,19 @@ class HeadingPrior:
             raise InvalidArgumentError(
                 f"expected sharpness > 0 and weight >= 0, got sharpness={self.sharpness}, weight={self.weight}")
 
+    @property
+    def needs_embeddings(self) -> bool:
+        """Whether :meth:`combine` needs the texts' embeddings (the prior reads the embedding part)."""
+        return self.coef is not None
+
     @classmethod
-    def from_heads(cls, heads: HeadingClassifier, taxonomy: Taxonomy, *, sharpness: float = HEADING_PRIOR_SHARPNESS,
-                   weight: float = HEADING_PRIOR_WEIGHT) -> "HeadingPrior":
-        """The prior of a heading classifier with a text part, mapped through ``taxonomy``'s HS prefixes."""
+    def from_heads(cls, heads: HeadingClassifier, taxonomy: Taxonomy, *, embeddings: bool = False,
+                   sharpness: float | None = None, weight: float | None = None,
+                   embedding_weight: float = EMBEDDING_PART_WEIGHT) -> "HeadingPrior":
+        """The prior of a heading classifier with a text part, mapped through ``taxonomy``'s HS prefixes;
+        with ``embeddings``, it also reads the classifier's embedding part (the model must then run the
+        classifier's encoder, see :meth:`combine`). ``sharpness`` and ``weight`` default to the values
+        chosen for each kind (see the module docstring)."""
         if heads.text is None:
             raise InvalidArgumentError(
                 "the heading prior needs a heading classifier with an n-gram text part; "
@@ -122,32 +193,64 @@ class HeadingPrior:
         unmapped = tuple(c for c in labels if c != "none" and not taxonomy[c].hs_prefixes)
         for c in unmapped:  # no heading identifies these: a heading is as (in)compatible with them as with none
             shares[:, col[c]] = shares[:, col["none"]]
-        return cls(heads.text, np.asarray(heads.headings), shares, labels, float(sharpness), float(weight), unmapped)
+        if sharpness is None:
+            sharpness = EMBEDDING_PRIOR_SHARPNESS if embeddings else HEADING_PRIOR_SHARPNESS
+        if weight is None:
+            weight = EMBEDDING_PRIOR_WEIGHT if embeddings else HEADING_PRIOR_WEIGHT
+        part = {}
+        if embeddings:
+            part = {"coef": np.asarray(heads.coef, dtype=np.float32), "intercept": np.asarray(heads.intercept, dtype=np.float32),
+                    "embedding_weight": float(embedding_weight), "encoder": heads.info.get("encoder", "minilm")}
+        return cls(heads.text, np.asarray(heads.headings), shares, labels, float(sharpness), float(weight), unmapped, **part)
 
     @classmethod
-    def load(cls, taxonomy: Taxonomy, folder: str | Path = SHIPPED_HEADS, **params: float) -> "HeadingPrior":
-        """The prior of the heading classifier saved in ``folder`` (default: the shipped ``models/hs_heads``)."""
-        return cls.from_heads(HeadingClassifier.load(folder), taxonomy, **params)
+    def load(cls, taxonomy: Taxonomy, folder: str | Path = SHIPPED_HEADS, **params: float | bool) -> "HeadingPrior":
+        """The prior of the heading classifier saved in ``folder`` (default: the shipped ``models/hs_heads``);
+        ``params`` go to :meth:`from_heads`."""
+        return cls.from_heads(HeadingClassifier.load(folder), taxonomy, **params)  # type: ignore[arg-type]
 
-    def heading_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, n_headings) probabilities of the headings under the sharpened n-gram part."""
-        return softmax(self.sharpness * self.text.logits(texts), axis=1)
+    def heading_proba(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_headings) probabilities of the headings: the sharpened n-gram logits, plus
+        :attr:`embedding_weight` × the embedding part's log-probabilities when the prior reads it
+        (``embeddings``: the :attr:`encoder`'s vectors of ``texts``)."""
+        z = self.text.logits(texts)
+        if self.coef is not None:
+            assert self.intercept is not None
+            E = self._check_embeddings(embeddings, len(texts))
+            z = z + self.embedding_weight * log_softmax(E @ self.coef.T + self.intercept, axis=1)
+        return softmax(self.sharpness * z, axis=1)
 
-    def combine(self, proba: np.ndarray, texts: Sequence[str], *, batch_size: int = 2048
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _check_embeddings(self, embeddings: np.ndarray | None, n: int) -> np.ndarray:
+        assert self.coef is not None
+        if embeddings is None:
+            raise InvalidArgumentError(
+                f"this heading prior also reads {self.encoder} embeddings: pass embeddings= for the texts, or "
+                "build it with HeadingPrior.load(taxonomy, embeddings=False)")
+        E = np.asarray(embeddings, dtype=np.float32)
+        if E.shape != (n, self.coef.shape[1]):
+            raise InvalidArgumentError(
+                f"expected {self.encoder} embeddings of shape ({n}, {self.coef.shape[1]}), got {E.shape}")
+        return E
+
+    def combine(self, proba: np.ndarray, texts: Sequence[str], *, embeddings: np.ndarray | None = None,
+                batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``proba`` (n, n_labels; columns :attr:`labels`) times the heading evidence, renormalised, and
         per text the index of the heading it reads as best and that heading's probability (for
-        :meth:`describe`). Texts are read ``batch_size`` at a time (memory: batch × headings floats)."""
+        :meth:`describe`). ``embeddings`` (the :attr:`encoder`'s vectors of ``texts``) are needed when
+        :attr:`needs_embeddings`. Texts are read ``batch_size`` at a time (memory: batch × headings floats)."""
         proba = np.asarray(proba, dtype=np.float64)
         if proba.shape != (len(texts), len(self.labels)):
             raise InvalidArgumentError(
                 f"expected probabilities of shape ({len(texts)}, {len(self.labels)}), got {proba.shape}")
+        if self.coef is not None:
+            embeddings = self._check_embeddings(embeddings, len(texts))
         shares = self.shares.astype(np.float32)
         out = np.empty_like(proba)
         best = np.zeros(len(texts), dtype=np.int64)
         best_p = np.zeros(len(texts), dtype=np.float32)
         for s in range(0, len(texts), batch_size):
-            heads = self.heading_proba(texts[s : s + batch_size])
+            heads = self.heading_proba(texts[s : s + batch_size],
+                                       None if embeddings is None else embeddings[s : s + batch_size])
             best[s : s + len(heads)] = heads.argmax(axis=1)
             best_p[s : s + len(heads)] = heads.max(axis=1)
             q = (heads @ shares).astype(np.float64)

@@ -188,12 +188,21 @@ class DualUseClassifier(ClassifierMixin, BaseEstimator):
             self.intercept_ = np.array([-self.intercept_[0], self.intercept_[0]], dtype=np.float32) / 2
         return self
 
-    def decision_function(self, X: Sequence[str]) -> np.ndarray:
+    def embed(self, X: Sequence[str]) -> np.ndarray | None:
+        """The encoder's embeddings of ``X`` (``None`` for a model without an embedding block), to pass
+        back as ``embeddings=`` so that a caller that also needs them encodes each text once."""
+        if self.encoder is None:
+            return None
+        texts = _as_texts(X)
+        return self._builder().embed(texts) if texts else np.zeros((0, self._builder().encoder.dim), np.float32)
+
+    def decision_function(self, X: Sequence[str], *, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Logits per class; ``embeddings`` (from :meth:`embed` on the same ``X``) skip the encoder."""
         check_is_fitted(self, ("coef_", "classes_"))
         texts = _as_texts(X)
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        feats = self._builder().transform(texts)
+        feats = self._builder().transform(texts, embeddings=None if self.encoder is None else embeddings)
         if feats.shape[1] != self.coef_.shape[1]:
             raise InvalidArgumentError(
                 f"the features have {feats.shape[1]} columns but the model expects {self.coef_.shape[1]}: "
@@ -201,8 +210,10 @@ class DualUseClassifier(ClassifierMixin, BaseEstimator):
             )
         return np.asarray(feats @ self.coef_.T.astype(np.float32)) + self.intercept_
 
-    def predict_proba(self, X: Sequence[str]) -> np.ndarray:
-        logits = self.decision_function(X)
+    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated class probabilities (columns: :attr:`classes_`); ``embeddings`` as in
+        :meth:`decision_function`."""
+        logits = self.decision_function(X, embeddings=embeddings)
         return softmax(logits / self.temperature_, axis=1)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:

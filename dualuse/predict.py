@@ -123,6 +123,11 @@ class Screener:
                 f"the heading prior was built for the categories {list(heading_prior.labels)[:5]}…, this "
                 f"screener's taxonomy has {list(self._labels)[:5]}…; build it with "
                 "HeadingPrior.load(screener.taxonomy)")
+        if heading_prior is not None and heading_prior.needs_embeddings and (
+                model is None or not hasattr(model, "embed") or getattr(model, "encoder", None) != heading_prior.encoder):
+            raise InvalidArgumentError(
+                f"this heading prior reads {heading_prior.encoder} embeddings, but the model's encoder is "
+                f"{getattr(model, 'encoder', None)!r}; use HeadingPrior.load(taxonomy, embeddings=False) with this model")
         self._model_order: np.ndarray | None = None
         if model is not None:
             classes = [str(c) for c in model.classes_]
@@ -142,6 +147,8 @@ class Screener:
         if self.model is None:
             return f"rules only (taxonomy {self.taxonomy.version})"
         prior = " + heading prior" if self.heading_prior is not None and self.heading_prior.weight else ""
+        if prior and self.heading_prior is not None and self.heading_prior.needs_embeddings:
+            prior += f" (n-grams + {self.heading_prior.encoder})"
         return (f"model {self.model_info or type(self.model).__name__}{prior} + rules fallback "
                 f"(taxonomy {self.taxonomy.version})")
 
@@ -207,16 +214,20 @@ class Screener:
             nonempty = [i for i, t in enumerate(texts) if t]
             model_text = np.zeros_like(rule_text)
             if nonempty:
-                raw = np.asarray(self.model.predict_proba([texts[i] for i in nonempty]), dtype=np.float64)
+                inputs = [texts[i] for i in nonempty]
+                prior = self.heading_prior if self.heading_prior is not None and self.heading_prior.weight else None
+                # a prior that reads the model's own encoder gets its embeddings: each text is encoded once
+                emb = self.model.embed(inputs) if prior is not None and prior.needs_embeddings else None
+                raw = np.asarray(self.model.predict_proba(inputs) if emb is None else
+                                 self.model.predict_proba(inputs, embeddings=emb), dtype=np.float64)
                 order = self._model_order
                 assert order is not None
                 aligned = np.where(order >= 0, raw[:, np.clip(order, 0, None)], 0.0)
                 model_text[nonempty] = aligned / aligned.sum(axis=1, keepdims=True)
                 model_own = model_text
-                if self.heading_prior is not None and self.heading_prior.weight:
+                if prior is not None:
                     model_text = model_own.copy()  # model_own keeps the model's own probabilities
-                    model_text[nonempty], best, best_p = self.heading_prior.combine(
-                        model_own[nonempty], [texts[i] for i in nonempty])
+                    model_text[nonempty], best, best_p = prior.combine(model_own[nonempty], inputs, embeddings=emb)
                     prior_heads = dict(zip(nonempty, zip(best.tolist(), best_p.tolist())))
         labels = self._labels
         decided = []

@@ -106,6 +106,70 @@ def test_near_certain_model_keeps_none_against_a_rules_cue(taxonomy):
     assert (at.category, below.category) == ("none", "aramid_fibre")
 
 
+def _stub_heads(text: TextHeads, dim: int = 16) -> HeadingClassifier:
+    """A heading classifier whose embedding part (stub encoder, ``dim`` dims) reads every text as 8806."""
+    coef = np.zeros((3, dim), np.float32)
+    intercept = np.array([0.0, 6.0, 0.0], np.float32)  # rows: 7404, 8806, 9503
+    return HeadingClassifier(np.array(["7404", "8806", "9503"]), coef, intercept, {"encoder": "stub"}, text)
+
+
+def test_the_embedding_part_adds_its_evidence_and_needs_embeddings(prior, taxonomy):
+    from dualuse.heading_prior import (EMBEDDING_PRIOR_SHARPNESS, EMBEDDING_PRIOR_WEIGHT, HEADING_PRIOR_SHARPNESS,
+                                       HEADING_PRIOR_WEIGHT)
+
+    full = HeadingPrior.from_heads(_stub_heads(prior.text, dim=4), taxonomy, embeddings=True)
+    assert full.needs_embeddings and not prior.needs_embeddings and full.encoder == "stub"
+    assert (full.sharpness, full.weight) == (EMBEDDING_PRIOR_SHARPNESS, EMBEDDING_PRIOR_WEIGHT)
+    assert (prior.sharpness, prior.weight) == (HEADING_PRIOR_SHARPNESS, HEADING_PRIOR_WEIGHT)
+    labels = list(taxonomy.ids)
+    p = np.full((1, len(labels)), 0.01)
+    p[:, labels.index("uav")] = p[:, labels.index("none")] = 0.4
+    p /= p.sum(axis=1, keepdims=True)
+    toy = ["plastic toy for kids"]
+    emb = np.ones((1, 4), np.float32)
+    # the n-gram part reads a toy; the embedding part (intercept 6 on 8806) pulls towards drones
+    assert prior.heading_proba(toy).argmax() == 2
+    hp = full.heading_proba(toy, emb)
+    assert hp[0, 1] > prior.heading_proba(toy)[0, 1] and np.allclose(hp.sum(), 1.0)
+    without = HeadingPrior.from_heads(_stub_heads(prior.text, dim=4), taxonomy, embeddings=False,
+                                      sharpness=EMBEDDING_PRIOR_SHARPNESS, weight=EMBEDDING_PRIOR_WEIGHT)
+    out, _, _ = full.combine(p, toy, embeddings=emb)
+    base, _, _ = without.combine(p, toy)
+    assert out[0, labels.index("uav")] > base[0, labels.index("uav")]
+    with pytest.raises(InvalidArgumentError, match="also reads stub embeddings"):
+        full.combine(p, toy)
+    with pytest.raises(InvalidArgumentError, match=r"shape \(1, 4\)"):
+        full.combine(p, toy, embeddings=np.ones((1, 3), np.float32))
+    with pytest.raises(InvalidArgumentError, match="embedding part of 3 rows"):
+        HeadingPrior(prior.text, prior.headings, prior.shares, prior.labels, coef=np.zeros((2, 4), np.float32),
+                     intercept=np.zeros(2, np.float32))
+
+
+def test_screener_hands_the_models_embeddings_to_the_prior_once(prior, taxonomy):
+    from dualuse.model import DualUseClassifier
+
+    texts = ["QUADCOPTER DRONE WITH CAMERA", "drone quadcopter gps", "FPV DRONE FRAME", "КВАДРОКОПТЕР",
+             "plastic toy car for kids", "toy doll for kids", "CERAMIC FLOOR TILES", "COTTON T-SHIRTS"]
+    model = DualUseClassifier(encoder="stub", n_char_features=2**10, calibration_folds=0).fit(
+        texts, ["uav"] * 4 + ["none"] * 4)
+    full = HeadingPrior.from_heads(_stub_heads(prior.text), taxonomy, embeddings=True)
+    s = Screener(model=model, heading_prior=full, rules_override=None)
+    assert "+ heading prior (n-grams + stub) +" in s.describe()
+    encoder = model._builder().encoder
+    seen: list[str] = []
+    encode = encoder.encode
+    encoder.encode = lambda t, **kw: (seen.extend(t), encode(t, **kw))[1]  # type: ignore[method-assign]
+    lines = ["FPV DRONE 5 INCH", "toy doll", "CERAMIC TILES 60X60"]
+    preds = s.predict(lines)
+    assert sorted(seen) == sorted(lines)  # each line encoded once, for the model and the prior together
+    assert len(preds) == 3 and any(e.startswith("reads as HS heading") for e in preds[0].evidence)
+    # a prior reading another encoder's embeddings than the model's is refused
+    with pytest.raises(InvalidArgumentError, match="reads stub embeddings, but the model's encoder is 'static'"):
+        Screener(model=DualUseClassifier(encoder="static"), heading_prior=full)
+    with pytest.raises(InvalidArgumentError, match="model's encoder is None"):
+        Screener(model=_FixedModel(taxonomy.ids, {"none": 1.0}), heading_prior=full)
+
+
 @pytest.mark.e2e
 def test_load_attaches_the_shipped_prior():
     import dualuse
@@ -113,6 +177,7 @@ def test_load_attaches_the_shipped_prior():
     assert (SHIPPED_HEADS / "manifest.json").is_file()
     s = dualuse.load()
     assert s.heading_prior is not None and len(s.heading_prior.headings) == 1228
+    assert not s.heading_prior.needs_embeddings  # the fast model runs no MiniLM: the n-gram part only
     assert "+ heading prior +" in s.describe()
     assert dualuse.load(heading_prior=False).heading_prior is None
     assert dualuse.load(rules_only=True).heading_prior is None
@@ -125,5 +190,18 @@ def test_load_attaches_the_shipped_prior():
     assert p.category == "integrated_circuits" and "heading_prior" in p.flags
     # the issue's own lines keep their categories with the prior
     for text, cat in [("НИТЬ АРАМИДНАЯ", "aramid_fibre"), ("挖掘机 履带式", "earthmoving"),
+                      ("STM32F103C8T6", "integrated_circuits"), ("CERAMIC FLOOR TILES", "none")]:
+        assert s.predict_one(text).category == cat, text
+
+
+@pytest.mark.e2e
+def test_the_accurate_model_gets_the_minilm_part_too():
+    import dualuse
+
+    s = dualuse.load("accurate")
+    assert s.heading_prior is not None and s.heading_prior.needs_embeddings and s.heading_prior.encoder == "minilm"
+    assert "+ heading prior (n-grams + minilm) +" in s.describe()
+    assert not dualuse.load("accurate", heading_prior=False).heading_prior
+    for text, cat in [("DJI MAVIC 3 QUADCOPTER WITH RC", "uav"), ("НИТЬ АРАМИДНАЯ", "aramid_fibre"),
                       ("STM32F103C8T6", "integrated_circuits"), ("CERAMIC FLOOR TILES", "none")]:
         assert s.predict_one(text).category == cat, text

@@ -56,6 +56,22 @@ def test_deterministic():
     assert a.temperature_ == b.temperature_
 
 
+def test_embeddings_computed_once_can_be_passed_back():
+    clf = small().fit(TEXTS, LABELS)
+    X = ["DJI MAVIC 3 PRO DRONE", "ceramic tiles", "ATMEGA328P-PU"]
+    emb = clf.embed(X)
+    assert emb.shape == (3, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(clf.predict_proba(X, embeddings=emb), clf.predict_proba(X), rtol=1e-6)
+    # other vectors change the result: they are really used, not recomputed
+    assert not np.allclose(clf.predict_proba(X, embeddings=emb[::-1].copy()), clf.predict_proba(X))
+    with pytest.raises(InvalidArgumentError, match=r"expected embeddings of shape \(3, 16\)"):
+        clf.predict_proba(X, embeddings=emb[:2])
+    assert clf.embed([]).shape == (0, 16)
+    no_enc = small(encoder=None).fit(TEXTS, LABELS)
+    assert no_enc.embed(X) is None
+    np.testing.assert_allclose(no_enc.predict_proba(X, embeddings=None), no_enc.predict_proba(X))
+
+
 def test_bad_x_is_a_clear_error():
     clf = small().fit(TEXTS, LABELS)
     with pytest.raises(InvalidArgumentError, match="single str"):

@@ -174,7 +174,9 @@ def test_killed_run_resumes_to_identical_output(tmp_path, sig):
     subprocess.run(_score_cmd(src, full), check=True, env=env, timeout=600)
     out = tmp_path / "out.csv"
     checkpoint = tmp_path / ".out.csv.checkpoint.json"
-    proc = subprocess.Popen(_score_cmd(src, out), env=env)
+    # SIG_DFL in the child (a shell's background job would hand it SIGINT ignored): Python's handler
+    proc = subprocess.Popen(_score_cmd(src, out), env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for_chunks(checkpoint, proc, 5)
     proc.send_signal(sig)
     code = proc.wait(timeout=60)
@@ -186,6 +188,48 @@ def test_killed_run_resumes_to_identical_output(tmp_path, sig):
     assert out.read_bytes() == full.read_bytes()
     assert (tmp_path / "out.csv.rejects.csv").read_bytes() == (tmp_path / "full.csv.rejects.csv").read_bytes()
     assert not checkpoint.exists() and not (tmp_path / ".out.csv.partial").exists()
+
+
+class _SwallowingScreener:
+    """Wraps a screener; in the batch holding ``LINE 25`` a Ctrl-C arrives where it gets lost (as in a
+    finaliser)."""
+
+    def __init__(self, screener) -> None:  # type: ignore[no-untyped-def]
+        self.screener, self.lost = screener, 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.screener, name)
+
+    def predict(self, texts, hs_codes=None):  # type: ignore[no-untyped-def]
+        if "LINE 25" in texts:
+            self.lost += 1
+            try:
+                signal.raise_signal(signal.SIGINT)  # delivered to this (the main) thread
+                time.sleep(1)  # not reached: the handler raises first
+            except KeyboardInterrupt:
+                pass  # lost, as "Exception ignored in ..." would lose it
+        return self.screener.predict(texts, hs_codes)
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler during the test (a shell's background job starts with SIGINT ignored)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_an_interrupt_lost_inside_a_chunk_still_stops_the_run(tmp_path, rules_screener, python_sigint):
+    src = write_csv(tmp_path / "in.csv", [(f"LINE {i}", "") for i in range(40)])
+    out = tmp_path / "out.csv"
+    swallowing = _SwallowingScreener(rules_screener)
+    with pytest.raises(KeyboardInterrupt):
+        score_file(src, out, screener=swallowing, chunksize=10, progress=False)  # type: ignore[arg-type]
+    assert swallowing.lost == 1 and not out.exists()
+    assert json.loads((tmp_path / ".out.csv.checkpoint.json").read_text())["chunks"] == 1  # resumable
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    score_file(src, out, screener=rules_screener, chunksize=10, progress=False, resume=True)
+    assert len(pd.read_csv(out)) == 40
 
 
 def test_resume_refuses_a_changed_input(tmp_path, capsys):
