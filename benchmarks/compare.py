@@ -295,9 +295,22 @@ def _merge(path: Path, new: dict[str, Any], names: list[str]) -> dict[str, Any]:
     old.setdefault("merged_runs", []).append({
         "systems": names, "command": new["command"], "environment": new["environment"],
         "wall_seconds": new["wall_seconds"], "data_sha256": new["data"]["data_sha256"],
-        "accurate_model_data_sha256": new["data"].get("accurate_model_data_sha256")})
-    old["data"]["accurate_model_data_sha256"] = new["data"].get("accurate_model_data_sha256")
+        **{k: new["data"].get(k) for k in _MODEL_SHA_KEYS.values()}})
+    for k in _MODEL_SHA_KEYS.values():
+        old["data"][k] = new["data"].get(k)
     return old
+
+
+#: per shipped system, the key under which a run records the data sha256 in that model's manifest
+_MODEL_SHA_KEYS = {"dualuse-fast": "shipped_model_data_sha256", "dualuse-accurate": "accurate_model_data_sha256"}
+
+
+def _scored_on(res: dict[str, Any], name: str) -> dict[str, Any]:
+    """The data record of the run whose row for ``name`` is shown: the latest merged run holding it, else the main run."""
+    for m in reversed(res.get("merged_runs", [])):
+        if name in m["systems"]:
+            return m
+    return res["data"]
 
 
 def _summary(r: dict[str, Any]) -> str:
@@ -466,10 +479,12 @@ def _notes(res: dict[str, Any]) -> list[str]:
         out.append(f"- `dualuse-accurate` is the shipped `models/accurate` (`make model-accurate`); its training time "
                    f"({fit / 60:.0f} min) is the one its manifest records. Most of it is MiniLM encoding the "
                    f"{d['n_train_used']:,} training lines (the long nomenclature texts first) on 2 cores.")
-    for name, key in (("dualuse-fast", "shipped_model_data_sha256"), ("dualuse-accurate", "accurate_model_data_sha256")):
-        if name in res["systems"] and d.get(key) and d[key] != d["data_sha256"]:
+    for name, key in _MODEL_SHA_KEYS.items():
+        run = _scored_on(res, name)
+        model_sha = run.get(key) or d.get(key)
+        if name in res["systems"] and model_sha and model_sha != run["data_sha256"]:
             out.append(f"- **`{name}` was trained on an earlier version of the curated data** (its manifest's data "
-                       f"sha256 `{d[key][:12]}…` ≠ `{d['data_sha256'][:12]}…`), so some of today's held-out lines may "
+                       f"sha256 `{model_sha[:12]}…` ≠ `{run['data_sha256'][:12]}…`), so some of today's held-out lines may "
                        "have been in its training split and its held-out figures may be optimistic; the `-retrained` "
                        "system of the same configuration, trained in this run on this split, is the clean comparison.")
     shas = {r[k]["data_sha256"] for r in res["systems"].values() for k in ("train", "score") if r.get(k, {}).get("data_sha256")}

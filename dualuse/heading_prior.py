@@ -75,8 +75,9 @@ catalog, curated macro-F1 0.950 → 0.953 (one more curated ``none`` line flagge
 the other real-world half (B) was scored: no change in recall (HSCodeComp 7/8, ATLAS 4/12) and one more
 false alarm on ATLAS (7 → 8 of 181). The fast model cannot use it: MiniLM would make it about 6× slower
 (``benchmarks/README.md``). Cost in the accurate model: the n-gram part and a (384 × 1,228) product
-per new line; 1,500 held-out lines took 21 s with the prior against 16 s without, MiniLM encoding each
-line once (:meth:`dualuse.model.DualUseClassifier.embed`).
+per new line, next to MiniLM, which encodes each line once (:meth:`dualuse.model.DualUseClassifier.embed`):
+1,000 held-out catalog lines took 1.01× as long as without the prior (median of 3 alternating runs), and
+``dualuse score --model accurate`` on the scale benchmark's 10,000-line file 1.02× (36.0 / 35.4 s, 2 runs each).
 
 The fast model's counterpart was tried and dropped: a heading classifier fitted the same way on the
 static embeddings (logistic regression, C = 30, the 41,035 index documents), added to the n-gram part
