@@ -73,8 +73,8 @@ sharpness 1.5/2/2.5, weight 0.25/0.3/0.4 gave curated macro-F1 0.938–0.953). A
 alone it is as good or better on both dev sets: 5 fewer false alarms and 5 more risk lines found in the
 catalog, curated macro-F1 0.950 → 0.953 (one more curated ``none`` line flagged). Only after the choice
 the other real-world half (B) was scored: no change in recall (HSCodeComp 7/8, ATLAS 4/12) and one more
-false alarm on ATLAS (7 → 8 of 181). The fast model cannot use it: MiniLM would make it about 6× slower
-(``benchmarks/README.md``). Cost in the accurate model: the n-gram part and a (384 × 1,228) product
+false alarm on ATLAS (7 → 8 of 181). The fast model cannot use it: MiniLM would make it 5–8× slower (the
+scale benchmark's default / accurate ratios, ``benchmarks/README.md``). Cost in the accurate model: the n-gram part and a (384 × 1,228) product
 per new line, next to MiniLM, which encodes each line once (:meth:`dualuse.model.DualUseClassifier.embed`):
 1,000 held-out catalog lines took 1.01× as long as without the prior (median of 3 alternating runs), and
 ``dualuse score --model accurate`` on the scale benchmark's 10,000-line file 1.02× (36.0 / 35.4 s, 2 runs each).
@@ -211,9 +211,9 @@ class HeadingPrior:
         return cls.from_heads(HeadingClassifier.load(folder), taxonomy, **params)  # type: ignore[arg-type]
 
     def heading_proba(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
-        """(n, n_headings) probabilities of the headings: the sharpened n-gram logits, plus
-        :attr:`embedding_weight` × the embedding part's log-probabilities when the prior reads it
-        (``embeddings``: the :attr:`encoder`'s vectors of ``texts``)."""
+        """(n, n_headings) probabilities of the headings: softmax of :attr:`sharpness` × the n-gram logits,
+        to which :attr:`embedding_weight` × the embedding part's log-probabilities are added first when the
+        prior reads it (``embeddings``: the :attr:`encoder`'s vectors of ``texts``)."""
         z = self.text.logits(texts)
         if self.coef is not None:
             assert self.intercept is not None
