@@ -437,8 +437,7 @@ def score_file(
                 summary.restore(out.state["summary"])
             bar = _Progress(progress, reader.total)
             done = skip
-            interrupts = _Interrupts()
-            with interrupts.active():
+            with _Interrupts().active() as interrupts:
                 try:
                     for k, (chunk, bad) in enumerate(reader):
                         if summary.text_col is None and chunk.shape[1]:

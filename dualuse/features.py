@@ -71,7 +71,8 @@ class FeatureBuilder:
     def embed(self, texts: Sequence[str], *, show_progress_bar: bool | None = None) -> np.ndarray:
         """The embedding block before scaling: the encoder's vectors of ``texts`` (needs an encoder)."""
         if self.encoder is None:
-            raise ValueError("this feature builder has no embedding block")
+            raise InvalidArgumentError("this feature builder has no embedding block (encoder None); "
+                                       "build it with an encoder to embed texts")
         return np.asarray(self.encoder.encode(list(texts), show_progress_bar=show_progress_bar), dtype=np.float32)
 
     def transform(self, texts: Sequence[str], *, show_progress_bar: bool | None = None,
