@@ -100,3 +100,63 @@ def fmt(x: Any, nd: int = 3) -> str:
 
 def pct(x: Any) -> str:
     return "–" if x is None or (isinstance(x, float) and x != x) else f"{100 * x:.1f} %"
+
+
+def risk_counts(risk: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(risk rows found, risk rows, ``none`` rows flagged, ``none`` rows) of a ``risk_detection`` dict;
+    results written before the counts were stored give them back from the rates."""
+    n_risk, n_none = int(risk["n_risk"]), int(risk["n_none"])
+    tp = risk.get("tp")
+    fp = risk.get("fp")
+    if tp is None:
+        rec = risk.get("recall")
+        tp = 0 if rec is None or rec != rec else round(rec * n_risk)
+    if fp is None:
+        f = risk.get("fpr_none")
+        fp = 0 if f is None or f != f else round(f * n_none)
+    return int(tp), n_risk, int(fp), n_none
+
+
+def with_interval(k: int, n: int, as_pct: bool = False) -> str:
+    """``k/n = rate (95 % Wilson interval)``, e.g. ``18/23 = 0.78 (0.58–0.90)``."""
+    from dualuse.metrics import proportion_interval
+
+    if n == 0:
+        return "–"
+    lo, hi = proportion_interval(k, n)
+    if as_pct:
+        return f"{k}/{n} = {100 * k / n:.1f} % ({100 * lo:.1f}–{100 * hi:.1f} %)"
+    return f"{k}/{n} = {k / n:.2f} ({lo:.2f}–{hi:.2f})"
+
+
+def interval_table(rows: list[tuple[str, dict[str, dict[str, Any]]]], sets: list[str],
+                   recall_target: float = 0.80, fpr_target: float = 0.05) -> str:
+    """Markdown table: per system and set, risk rows found and ``none`` rows flagged with 95 % Wilson
+    intervals, and whether issue 3's targets (recall >= 0.80, false positives on ``none`` <= 5 %) are met;
+    when the target lies inside the interval the set cannot tell the system from one exactly at the target,
+    and the verdict says so."""
+    from dualuse.metrics import proportion_interval
+
+    def verdict(k: int, n: int, target: float, higher_is_better: bool) -> str:
+        label = f"{target:.2f}" if higher_is_better else f"{100 * target:g} %"
+        if n == 0:
+            return "–"
+        lo, hi = proportion_interval(k, n)
+        rate = k / n
+        met = rate >= target if higher_is_better else rate <= target
+        if lo <= target <= hi:  # the set cannot tell this system from one exactly at the target
+            return f"{'yes' if met else 'no'} ({label} inside the interval)"
+        return "yes" if met else "**no** (interval below the target)" if higher_is_better else "**no** (interval above the target)"
+
+    out = [f"| system | set | risk rows found = recall (95 % interval) | recall ≥ {recall_target:.2f} | "
+           f"`none` rows flagged = FPR (95 % interval) | FPR ≤ {100 * fpr_target:g} % |",
+           "|---|---|---|---|---|---|"]
+    for name, ev in rows:
+        for s in sets:
+            e = ev.get(s)
+            if not e:
+                continue
+            tp, n_risk, fp, n_none = risk_counts(e["risk"])
+            out.append(f"| {name} | {s} | {with_interval(tp, n_risk)} | {verdict(tp, n_risk, recall_target, True)} | "
+                       f"{with_interval(fp, n_none, as_pct=True)} | {verdict(fp, n_none, fpr_target, False)} |")
+    return "\n".join(out)

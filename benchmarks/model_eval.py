@@ -16,8 +16,9 @@ import importlib.util
 import json
 import os
 import time
+from pathlib import Path
 
-from _common import RESULTS as RESULTS_DIR, REPO, env_line, environment, fmt, median_rate, pct, save_json, write_section
+from _common import RESULTS as RESULTS_DIR, REPO, env_line, environment, fmt, interval_table, median_rate, pct, save_json, write_section
 
 import dualuse
 from dualuse.encoders import MiniLMEncoder, MuseEncoder, StaticEncoder
@@ -67,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="tiny sizes; no README update")
     ap.add_argument("--variants", default="all", help="comma-separated variant names, or 'all' / 'none'")
+    ap.add_argument("--render", type=Path, default=None, help="only rewrite the README section from this results JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        write_section("model_eval", render(json.loads(args.render.read_text(encoding="utf-8"))))
+        return 0
     env = environment()
     results: dict = {"environment": env, "smoke": args.smoke}
     data = training_data()
@@ -205,6 +210,9 @@ def render(res: dict) -> str:
     when = ("\n\nVariants measured on " + "; ".join(
         f"{d}: {', '.join(sorted((k for k, r in res['variants'].items() if r.get('measured') == d), key=lambda k: order.get(k, 99)))}"
         for d in dates) + ".") if len(dates) > 1 else ""
+    names_iv = {"shipped": "shipped", "shipped_no_prior": "shipped without the heading prior", "rules": "rules"}
+    intervals = interval_table([(names_iv[k], r) for k, r in res["systems"].items() if k in names_iv],
+                               ["hscodecomp", "atlas", "catalog_heldout"])
     shipped = res["systems"].get("shipped", {}).get("heldout", {})
     per_cat = shipped.get("per_category_f1", {})
     pc = " · ".join(f"{c} {f:.2f}" for c, f in per_cat.items())
@@ -224,6 +232,12 @@ Google's multilingual Universal Sentence Encoder v3 (quantized ONNX from the PyP
 
 {head}
 {rows_md}{when}
+
+The same targets with 95 % Wilson intervals (`dualuse.metrics.proportion_interval`); "catalog" is the held-out
+catalog fifth. With 23 and 28 risk rows one row moves recall by 4 points: an interval that contains the
+target means the set cannot tell the system from one exactly at the target.
+
+{intervals}
 
 Per-category F1 of the shipped model on the held-out lines: {pc or '–'}
 

@@ -4,10 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import math
+
 import numpy as np
+from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
-__all__ = ["classification_report", "risk_detection", "expected_calibration_error"]
+from .errors import InvalidArgumentError
+
+__all__ = ["classification_report", "risk_detection", "expected_calibration_error", "proportion_interval"]
+
+
+def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / trials`` (``scipy.stats.binomtest``).
+
+    Labelled sets of real declarations are small: 18 of 23 risk rows found is a recall of 0.78 whose 95 %
+    interval runs from 0.58 to 0.90, so a target of 0.80 is neither met nor missed by that set. The
+    benchmarks print these intervals beside every recall and false-positive rate. ``(nan, nan)`` when
+    ``trials`` is 0.
+    """
+    if isinstance(successes, bool) or isinstance(trials, bool) or not all(
+            isinstance(v, (int, np.integer)) for v in (successes, trials)):
+        raise InvalidArgumentError(
+            f"proportion_interval expects whole counts, got successes={successes!r}, trials={trials!r}; "
+            "pass the number of hits and the number of rows, not rates")
+    if not 0 <= successes <= trials:
+        raise InvalidArgumentError(
+            f"proportion_interval expects 0 <= successes <= trials, got successes={successes}, trials={trials}")
+    if not 0.0 < confidence < 1.0:
+        raise InvalidArgumentError(f"confidence must lie strictly between 0 and 1, got {confidence!r} (e.g. 0.95)")
+    if trials == 0:
+        return (math.nan, math.nan)
+    ci = binomtest(int(successes), int(trials)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool], n_bins: int = 15) -> float:
@@ -25,8 +54,10 @@ def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bo
     return float(ece)
 
 
-def risk_detection(y_true: Sequence[str], y_pred: Sequence[str], none: str = "none") -> dict[str, float]:
-    """Binary "is a risk category" view: precision, recall, false-positive rate on ``none`` rows."""
+def risk_detection(y_true: Sequence[str], y_pred: Sequence[str], none: str = "none") -> dict[str, object]:
+    """Binary "is a risk category" view: precision, recall, false-positive rate on ``none`` rows, the
+    counts behind them (``tp``, ``fp``, ``fn``) and a 95 % Wilson interval for each rate
+    (``precision_ci``, ``recall_ci``, ``fpr_none_ci``, as ``[low, high]``)."""
     t = np.asarray(y_true) != none
     p = np.asarray(y_pred) != none
     tp = int((t & p).sum())
@@ -41,6 +72,12 @@ def risk_detection(y_true: Sequence[str], y_pred: Sequence[str], none: str = "no
         "fpr_none": fp / n_none if n_none else float("nan"),
         # right category among the true risk rows (not just "some risk")
         "category_recall": float(np.mean(np.asarray(y_pred)[t] == np.asarray(y_true)[t])) if t.any() else float("nan"),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision_ci": list(proportion_interval(tp, tp + fp)),
+        "recall_ci": list(proportion_interval(tp, tp + fn)),
+        "fpr_none_ci": list(proportion_interval(fp, n_none)),
     }
 
 
