@@ -146,7 +146,9 @@ def interval_table(rows: list[tuple[str, dict[str, dict[str, Any]]]], sets: list
         met = rate >= target if higher_is_better else rate <= target
         if lo <= target <= hi:  # the set cannot tell this system from one exactly at the target
             return f"{'yes' if met else 'no'} ({label} inside the interval)"
-        return "yes" if met else "**no** (interval below the target)" if higher_is_better else "**no** (interval above the target)"
+        if met:
+            return "yes"
+        return f"**no** (interval {'below' if higher_is_better else 'above'} the target)"
 
     out = [f"| system | set | risk rows found = recall (95 % interval) | recall ≥ {recall_target:.2f} | "
            f"`none` rows flagged = FPR (95 % interval) | FPR ≤ {100 * fpr_target:g} % |",

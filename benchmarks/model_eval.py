@@ -234,7 +234,7 @@ Google's multilingual Universal Sentence Encoder v3 (quantized ONNX from the PyP
 {rows_md}{when}
 
 The same targets with 95 % Wilson intervals (`dualuse.metrics.proportion_interval`); "catalog" is the held-out
-catalog fifth. With 23 and 28 risk rows one row moves recall by 4 points: an interval that contains the
+catalog fifth. With 23 and 28 risk rows one row moves recall by 3–4 points: an interval that contains the
 target means the set cannot tell the system from one exactly at the target.
 
 {intervals}

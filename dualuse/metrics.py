@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import binomtest
@@ -19,9 +18,9 @@ def proportion_interval(successes: int, trials: int, confidence: float = 0.95) -
     """Wilson score interval of a proportion ``successes / trials`` (``scipy.stats.binomtest``).
 
     Labelled sets of real declarations are small: 18 of 23 risk rows found is a recall of 0.78 whose 95 %
-    interval runs from 0.58 to 0.90, so a target of 0.80 is neither met nor missed by that set. The
-    benchmarks print these intervals beside every recall and false-positive rate. ``(nan, nan)`` when
-    ``trials`` is 0.
+    interval runs from 0.58 to 0.90, so that set can neither confirm nor refute a target of 0.80. The
+    benchmarks print these intervals beside the real-world recall and false-positive rates.
+    ``(nan, nan)`` when ``trials`` is 0.
     """
     if isinstance(successes, bool) or isinstance(trials, bool) or not all(
             isinstance(v, (int, np.integer)) for v in (successes, trials)):
